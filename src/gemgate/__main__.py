@@ -1,0 +1,3 @@
+from gemgate.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""Running an aiohttp application: in the foreground for the CLI, or on a background thread for
+tests and embedding (each with its own event loop, uvloop when available)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is absent on Windows only
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bound before the app starts, so port 0 gives a free port the caller can read at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def start_app(app: web.Application, sock: socket.socket) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=1.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+class BackgroundServer:
+    """An aiohttp app served from a daemon thread; `url` is ready when the constructor returns."""
+
+    def __init__(self, make_app: Callable[[], web.Application], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self._sock = listening_socket(host, port)
+        self.host, self.port = host, self._sock.getsockname()[1]
+        self.loop = new_event_loop()
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, args=(make_app,), daemon=True,
+                                        name=f"server:{self.port}")
+        self._thread.start()
+        self._ready.wait(30)
+        if self._failure is not None:
+            raise RuntimeError("server failed to start") from self._failure
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _serve(self, make_app: Callable[[], web.Application]) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._runner = self.loop.run_until_complete(start_app(make_app(), self._sock))
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.close()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Runs a coroutine on the server's loop and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,45 @@
+"""Assembles the simulator's aiohttp application from its three surfaces."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gemgate.google_errors import error_body
+from gemgate.simulator.config import SimConfig
+from gemgate.simulator.control import ControlSurface
+from gemgate.simulator.core import Simulator
+from gemgate.simulator.openai_api import OpenAISurface
+from gemgate.simulator.server import GeminiSurface, json_response
+
+log = logging.getLogger("gemgate.simulator")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def google_shaped_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes and unexpected failures still answer in Google's JSON error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = f"Method not found: {request.method} {request.path}" if exc.status in (
+            404, 405) else exc.reason
+        return json_response(exc.status, error_body(exc.status, message))
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("simulator failed on %s", request.path)
+        return json_response(500, error_body(500, "Internal error encountered."))
+
+
+def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
+    simulator = sim if isinstance(sim, Simulator) else Simulator(sim)
+    app = web.Application(middlewares=[google_shaped_errors], client_max_size=64 * 1024 * 1024)
+    app["simulator"] = simulator
+    for surface in (ControlSurface(simulator), OpenAISurface(simulator), GeminiSurface(simulator)):
+        app.add_routes(surface.routes())
+    return app

@@ -1,0 +1,152 @@
+"""The simulated Google: who holds which key, what each project may still spend, what was received.
+
+The HTTP surfaces (server.py, openai_api.py, control.py) call into this one object; tests and the
+control endpoints change it at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from gemgate.secrets import mask_key
+from gemgate.simulator import errors
+from gemgate.simulator.config import FaultRule, ProjectState, SimConfig, SimModel, SimProject
+from gemgate.simulator.faults import FaultBoard
+from gemgate.simulator.quota import QuotaBook
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: str
+    project: SimProject
+
+    @property
+    def masked(self) -> str:
+        return mask_key(self.key)
+
+
+class Simulator:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.models: dict[str, SimModel] = {m.name: m for m in self.config.models}
+        self._projects: dict[str, SimProject] = {}
+        self._owner: dict[str, str] = {}
+        for project in self.config.projects:
+            self.add_project(project)
+        self.quota = QuotaBook(self.config)
+        self.faults = FaultBoard(self.config.faults, self.config.seed)
+        self._lock = threading.Lock()
+        self._by_key: Counter[tuple[str, str]] = Counter()
+        self._by_status: Counter[tuple[str, int]] = Counter()
+        self._by_model: Counter[str] = Counter()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.started = time.time()
+
+    # ---- who is calling -------------------------------------------------------------------
+
+    def add_project(self, project: SimProject) -> None:
+        for key in project.keys:
+            owner = self._owner.get(key)
+            if owner is not None and owner != project.name:
+                raise ValueError(f"key {mask_key(key)} already belongs to project {owner}")
+        self._projects[project.name] = project
+        for key in project.keys:
+            self._owner[key] = project.name
+
+    def project(self, name: str) -> SimProject:
+        return self._projects[name]
+
+    def projects(self) -> list[SimProject]:
+        return list(self._projects.values())
+
+    def set_project_state(self, name: str, state: ProjectState) -> None:
+        """E.g. suspend a project, or bring it back so a gateway's probe finds it healthy."""
+        self._projects[name] = self._projects[name].model_copy(update={"state": state})
+
+    def identify(self, key: str | None) -> tuple[Caller | None, tuple[int, bytes] | None]:
+        """The caller behind a key, or Google's answer for a missing, unknown or barred one."""
+        if not key:
+            return None, errors.missing_key()
+        name = self._owner.get(key)
+        if name is None:
+            if not self.config.any_key or not self._projects:
+                return None, errors.invalid_key()
+            name = next(iter(self._projects))
+        project = self._projects[name]
+        caller = Caller(key, project)
+        if project.state == "api_disabled":
+            return caller, errors.service_disabled(project.project_number())
+        if project.state == "suspended":
+            return caller, errors.consumer_suspended(caller.masked, project.project_number())
+        if project.state == "region_blocked":
+            return caller, errors.location_not_supported()
+        return caller, None
+
+    # ---- faults ---------------------------------------------------------------------------
+
+    def add_fault(self, rule: FaultRule | None = None, **fields: Any) -> FaultRule:
+        rule = rule or FaultRule(**fields)
+        self.faults.add(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    # ---- what was received ----------------------------------------------------------------
+
+    def record(self, caller: Caller | None, model: str, method: str, status: int,
+               headers: dict[str, str] | None = None) -> None:
+        masked = caller.masked if caller else "-"
+        entry = {"at": time.time(), "key": masked, "project": caller.project.name if caller
+                 else None, "model": model, "method": method, "status": status}
+        if headers:
+            entry["headers"] = headers
+        with self._lock:
+            self._by_key[(masked, method)] += 1
+            self._by_status[(masked, status)] += 1
+            if model:
+                self._by_model[model] += 1
+            self._recent.append(entry)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            by_key: dict[str, dict[str, Any]] = {}
+            for (masked, method), count in self._by_key.items():
+                row = by_key.setdefault(masked, {"requests": 0, "methods": {}, "statuses": {}})
+                row["requests"] += count
+                row["methods"][method] = count
+            for (masked, status), count in self._by_status.items():
+                by_key[masked]["statuses"][str(status)] = count
+            by_project: Counter[str] = Counter()
+            for masked, row in by_key.items():
+                project = self._project_of_masked(masked)
+                if project:
+                    by_project[project] += row["requests"]
+            return {
+                "requests": sum(self._by_key.values()),
+                "by_key": by_key,
+                "by_project": dict(by_project),
+                "by_model": dict(self._by_model),
+                "recent": list(self._recent)[-100:],
+                "faults": self.faults.rules(),
+            }
+
+    def _project_of_masked(self, masked: str) -> str | None:
+        for key, project in self._owner.items():
+            if mask_key(key) == masked:
+                return project
+        return None
+
+    def reset(self) -> None:
+        """Forget what was received and spent; keep projects, models and faults."""
+        with self._lock:
+            self._by_key.clear()
+            self._by_status.clear()
+            self._by_model.clear()
+            self._recent.clear()
+        self.quota.reset()
+        self.faults.reseed(self.config.seed)
