@@ -59,7 +59,8 @@ def error_body(
 
 
 def format_duration(seconds: float) -> str:
-    """A protobuf Duration in JSON form; whole seconds, rounded up so a waiting client is never early."""
+    """A protobuf Duration in JSON form, in whole seconds rounded up: a client that waits it is
+    never early."""
     return f"{max(0, math.ceil(seconds))}s"
 
 

@@ -49,7 +49,8 @@ class SimProject(_Strict):
         """Google shows projects by number in its errors; derive a stable one when unset."""
         if self.number is not None:
             return self.number
-        return 100_000_000_000 + sum(ord(c) * 7919 ** i for i, c in enumerate(self.name)) % 899_999_999_999
+        spread = sum(ord(c) * 7919**i for i, c in enumerate(self.name)) % 899_999_999_999
+        return int(100_000_000_000 + spread)
 
 
 class SimModel(_Strict):
@@ -86,16 +87,15 @@ class FaultRule(_Strict):
 
 
 def _default_models() -> list[SimModel]:
-    flash_like = {"thinking": True, "output_token_limit": 65_536}
     return [
         SimModel(name="gemini-2.5-pro", display_name="Gemini 2.5 Pro", thinking=True,
                  thinking_required=True),
-        SimModel(name="gemini-2.5-flash", display_name="Gemini 2.5 Flash", **flash_like),
+        SimModel(name="gemini-2.5-flash", display_name="Gemini 2.5 Flash", thinking=True),
         SimModel(name="gemini-2.5-flash-lite", display_name="Gemini 2.5 Flash-Lite"),
         SimModel(name="gemini-2.0-flash", display_name="Gemini 2.0 Flash", output_token_limit=8192),
         SimModel(name="gemini-3.1-pro-preview", display_name="Gemini 3.1 Pro Preview",
                  thinking=True, thinking_required=True),
-        SimModel(name="gemini-3.5-flash", display_name="Gemini 3.5 Flash", **flash_like),
+        SimModel(name="gemini-3.5-flash", display_name="Gemini 3.5 Flash", thinking=True),
         SimModel(name="gemini-embedding-001", display_name="Gemini Embedding 001",
                  input_token_limit=2048, output_token_limit=1, embedding=True, embedding_dim=3072),
         SimModel(name="text-embedding-004", display_name="Text Embedding 004",

@@ -1,4 +1,4 @@
-"""Deterministic, realistic answers: text, thoughts, function calls and JSON, derived from the prompt.
+"""Deterministic, realistic answers (text, thoughts, function calls, JSON) derived from the prompt.
 
 The same request gives the same answer (unless temperature > 0 without a seed), so tests can assert
 on it; sizes and finish reasons follow Gemini's rules, including that thinking tokens count
@@ -266,7 +266,8 @@ def _one_candidate(body: dict[str, Any], model: SimModel, index: int, thoughts: 
         text = _json_text(body, prompt, rng, words)
     elif responses:
         summary = orjson.dumps(responses[0].get("response", {})).decode()
-        text = f"Based on {responses[0].get('name', 'the tool')}: {summary}. " + _prose(rng, prompt, 8)
+        tool = responses[0].get("name", "the tool")
+        text = f"Based on {tool}: {summary}. " + _prose(rng, prompt, 8)
     else:
         text = _prose(rng, prompt, words)
     text, stopped = _apply_stops(text, body)

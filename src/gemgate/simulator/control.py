@@ -124,7 +124,7 @@ class ControlSurface:
         if state not in get_args(ProjectState):
             return _problem(f"state must be one of {list(get_args(ProjectState))}")
         try:
-            self.sim.set_project_state(name, state)
+            self.sim.set_project_state(name, state)  # type: ignore[arg-type]  # checked above
         except KeyError:
             return _problem(f"no project {name}", 404)
         return _json({"project": name, "state": state})

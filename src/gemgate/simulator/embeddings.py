@@ -6,20 +6,29 @@ Texts that share words and word pieces point the same way; unrelated texts are n
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Function words carry little meaning; letting them count fully makes every sentence alike.
+_LIGHT = frozenset("a an the of on in at to is was were be by for and or with it this that".split())
 
 
 def _features(text: str) -> list[tuple[str, float]]:
     words = [w.lower() for w in _WORD.findall(text)]
-    features: list[tuple[str, float]] = [("w:" + w, 1.0) for w in words]
-    features += [(f"b:{a}_{b}", 0.5) for a, b in zip(words, words[1:], strict=False)]
+    features: list[tuple[str, float]] = [("w:" + w, 0.2 if w in _LIGHT else 1.0) for w in words]
+    features += [(f"b:{a}_{b}", 0.3) for a, b in itertools.pairwise(words)]
     for word in words:
+        if word in _LIGHT:
+            continue
+        if any(ord(c) >= 0x2E80 for c in word):  # CJK runs have no spaces: use characters
+            features += [("h:" + c, 0.5) for c in word]
+            features += [("h:" + word[i : i + 2], 0.7) for i in range(len(word) - 1)]
+            continue
         padded = f"<{word}>"
-        features += [("c:" + padded[i : i + 3], 0.25) for i in range(max(1, len(padded) - 2))]
+        features += [("c:" + padded[i : i + 3], 0.5) for i in range(max(1, len(padded) - 2))]
     return features
 
 

@@ -14,8 +14,8 @@ from gemgate.simulator.runner import RunningSimulator, run_simulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers",
-                            "gemini_simulator(**fields): SimConfig fields for the simulator fixture")
+    config.addinivalue_line(
+        "markers", "gemini_simulator(**fields): SimConfig fields for the simulator fixture")
 
 
 @pytest.fixture

@@ -80,15 +80,13 @@ class _Window:
 def _names(tier: str, embed: bool) -> dict[str, tuple[str, str]]:
     suffix = "-FreeTier" if tier == "free" else ""
     metric_tier = "free_tier" if tier == "free" else "paid_tier"
-    family = "EmbedContent" if embed else "GenerateContent"
-    base = "generativelanguage.googleapis.com/"
+    family, verb = ("EmbedContent", "embed") if embed else ("GenerateContent", "generate")
+    requests = "EmbedContent" if embed else "Generate"
+    metric = f"generativelanguage.googleapis.com/{verb}_content_{metric_tier}"
     return {
-        "rpm": (f"{'EmbedContent' if embed else 'Generate'}RequestsPerMinutePerProjectPerModel{suffix}",
-                f"{base}{'embed' if embed else 'generate'}_content_{metric_tier}_requests"),
-        "tpm": (f"{family}InputTokensPerModelPerMinute{suffix}",
-                f"{base}{'embed' if embed else 'generate'}_content_{metric_tier}_input_token_count"),
-        "rpd": (f"{'EmbedContent' if embed else 'Generate'}RequestsPerDayPerProjectPerModel{suffix}",
-                f"{base}{'embed' if embed else 'generate'}_content_{metric_tier}_requests"),
+        "rpm": (f"{requests}RequestsPerMinutePerProjectPerModel{suffix}", f"{metric}_requests"),
+        "tpm": (f"{family}InputTokensPerModelPerMinute{suffix}", f"{metric}_input_token_count"),
+        "rpd": (f"{requests}RequestsPerDayPerProjectPerModel{suffix}", f"{metric}_requests"),
     }
 
 

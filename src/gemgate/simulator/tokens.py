@@ -1,4 +1,4 @@
-"""Token counts close to Gemini's: about 4 characters per token for Latin text, 1 per CJK character."""
+"""Token counts close to Gemini's: about 4 characters a token for Latin text, 1 a CJK character."""
 
 from __future__ import annotations
 

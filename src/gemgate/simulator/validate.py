@@ -93,7 +93,8 @@ def _shown(value: Any) -> str:
 
 def _unknown(name: str, at: str | None = None) -> Invalid:
     where = f" at '{at}'" if at else ""
-    return Invalid(f'Invalid JSON payload received. Unknown name "{name}"{where}: Cannot find field.',
+    return Invalid(f'Invalid JSON payload received. Unknown name "{name}"{where}: '
+                   "Cannot find field.",
                    at or "")
 
 
@@ -101,7 +102,7 @@ def _check_contents(contents: Any, path: str) -> None:
     if contents is None or contents == []:
         raise Invalid(f"* {path}: contents is not specified\n", "contents")
     if not isinstance(contents, list):
-        raise Invalid(f'Invalid JSON payload received. Unknown name "contents": '
+        raise Invalid('Invalid JSON payload received. Unknown name "contents": '
                       "Proto field is not repeating, cannot start list.", "contents")
     for i, content in enumerate(contents):
         _check_content(content, f"contents[{i}]", path)
