@@ -65,7 +65,26 @@ def simulate(config_path: Path | None, host: str | None, port: int | None, seed:
     except (ValidationError, ValueError, OSError) as exc:
         _fail_config(str(exc))
         return
-    from gemgate.serving import serve_forever
+    from gemgate.serving import listening_socket, serve_forever
 
-    serve_forever(build_app(config), config.host, config.port,
-                  on_ready=lambda bound: click.echo(banner(config, bound)))
+    sock = listening_socket(config.host, config.port)
+    bound = sock.getsockname()[1]
+    serve_forever([(build_app(config), sock)],
+                  on_ready=lambda: click.echo(banner(config, bound), nl=True))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="gemgate.yaml (projects, keys, tokens, limits).")
+@click.option("--host", default=None, help="Interface to listen on [127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [8787].")
+@click.option("--simulate", is_flag=True,
+              help="Use the built-in Gemini simulator as upstream (no Google, no keys needed).")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              default=None)
+def serve(config_path: Path | None, host: str | None, port: int | None, simulate: bool,
+          log_level: str | None) -> None:
+    """Run the gateway."""
+    from gemgate.serve import run
+
+    run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate)

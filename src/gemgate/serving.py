@@ -96,23 +96,23 @@ class BackgroundServer:
         self.stop()
 
 
-def serve_forever(app: web.Application, host: str, port: int,
-                  on_ready: Callable[[int], None] | None = None) -> None:
-    """Serves `app` in the foreground until SIGINT or SIGTERM."""
+def serve_forever(apps: list[tuple[web.Application, socket.socket]],
+                  on_ready: Callable[[], None] | None = None) -> None:
+    """Serves each app on its socket in the foreground until SIGINT or SIGTERM."""
     import signal
 
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    sock = listening_socket(host, port)
-    runner = loop.run_until_complete(start_app(app, sock))
+    runners = [loop.run_until_complete(start_app(app, sock)) for app, sock in apps]
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     if on_ready is not None:
-        on_ready(sock.getsockname()[1])
+        on_ready()
     try:
         loop.run_until_complete(stop.wait())
     finally:
-        loop.run_until_complete(runner.cleanup())
+        for runner in reversed(runners):
+            loop.run_until_complete(runner.cleanup())
         loop.close()

@@ -1,0 +1,46 @@
+"""Builds the gateway: edges, stages and state, wired together; nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gemgate.config import Settings
+from gemgate.edges.admin import AdminEdge
+from gemgate.edges.gemini import GeminiEdge, unknown_route
+from gemgate.edges.ops import OpsEdge
+from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.relay import Relay
+from gemgate.upstream.affinity import ResourceOwners
+from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.pool import KeyPool
+from gemgate.upstream.prober import Prober
+
+POOL = web.AppKey("pool", KeyPool)
+
+
+def build_app(settings: Settings) -> web.Application:
+    pool = KeyPool(settings.projects, settings.quota_cooldown_s)
+    client = UpstreamClient(settings)
+    relay = Relay(pool, client, settings.retry)
+    prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
+    gemini = GeminiEdge(Authenticator(settings.tenants), relay, ResourceOwners(),
+                        settings.deadline_s, settings.log_requests)
+
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[POOL] = pool
+    prefix = settings.path_prefix
+    app.add_routes(OpsEdge(pool).routes())
+    app.add_routes(AdminEdge(pool, settings.admin_key).routes(prefix))
+    app.add_routes(gemini.routes(prefix))
+    app.add_routes([unknown_route()])
+
+    async def start(_: web.Application) -> None:
+        prober.start()
+
+    async def stop(_: web.Application) -> None:
+        await prober.stop()
+        await client.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

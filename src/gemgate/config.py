@@ -1,0 +1,242 @@
+"""One typed settings object, from a YAML file, the environment and flags (flags > env > file).
+
+Invalid configuration fails at start with one message that lists every problem (exit code 2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gemgate.secrets import mask_key
+
+GOOGLE_URL = "https://generativelanguage.googleapis.com"
+Tier = Literal["free", "tier1", "tier2", "tier3"]
+_KEY_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_QUOTES = "\"'`“”‘’"
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+def clean_key(raw: str) -> str:
+    """Strips the spaces and quotes that copy-paste and .env files leave around keys; refuses
+    keys that are still malformed, saying why (without printing the key)."""
+    key = raw.strip()
+    while len(key) >= 2 and key[0] in _QUOTES and key[-1] in _QUOTES:
+        key = key[1:-1].strip()
+    if not key:
+        raise ValueError("an empty key")
+    if not _KEY_CHARS.match(key):
+        raise ValueError(f"key {mask_key(key)} contains spaces, quotes or other characters "
+                         "that no API key has")
+    return key
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectConfig(_Strict):
+    """A Google Cloud project: quota is per project, so keys are grouped by it."""
+
+    name: str = Field(min_length=1)
+    tier: Tier = "free"
+    keys: list[str] = Field(min_length=1)
+    proxy: str | None = None  # http://, https://, socks5:// — how this project reaches Google
+
+    @field_validator("keys")
+    @classmethod
+    def _clean(cls, keys: list[str]) -> list[str]:
+        return [clean_key(k) for k in keys]
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_scheme(cls, proxy: str | None) -> str | None:
+        if proxy and not re.match(r"^(https?|socks5h?|socks4)://", proxy):
+            raise ValueError("proxy must start with http://, https://, socks5:// or socks4://")
+        return proxy or None
+
+
+class TenantConfig(_Strict):
+    name: str = Field(min_length=1)
+    token: str = Field(min_length=8)
+
+    @field_validator("token")
+    @classmethod
+    def _clean(cls, token: str) -> str:
+        return clean_key(token)
+
+
+class RetryConfig(_Strict):
+    attempts: int = Field(default=5, ge=1, le=20)  # tries in all, the first included
+    base_delay_s: float = Field(default=0.2, ge=0)
+    max_delay_s: float = Field(default=4.0, ge=0)
+
+
+class Settings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    path_prefix: str = ""  # serve under e.g. /gemini when behind a shared reverse proxy
+    upstream_url: str = GOOGLE_URL
+    projects: list[ProjectConfig] = Field(default_factory=list)
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    admin_key: str | None = None
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    deadline_s: float = Field(default=60.0, gt=0)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    quota_cooldown_s: float = Field(default=60.0, gt=0)  # when a 429 carries no RetryInfo
+    probe_interval_s: float = Field(default=60.0, gt=0)
+    probe_model: str = "gemini-2.5-flash-lite"
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    stream_idle_timeout_s: float = Field(default=120.0, gt=0)
+    log_requests: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        prefix = prefix.strip().rstrip("/")
+        return prefix if not prefix or prefix.startswith("/") else "/" + prefix
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin(cls, key: str | None) -> str | None:
+        return clean_key(key) if key else None
+
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def _split(value: str) -> list[str]:
+    return [item for item in re.split(r"[,\n]", value) if item.strip()]
+
+
+def projects_from_env(value: str) -> list[dict[str, Any]]:
+    """GEMINI_API_KEYS: `key,key` or `project:key,project:key` (keys of one project share
+    its quota). A key without a project name is taken as its own project."""
+    grouped: dict[str, list[str]] = {}
+    for n, item in enumerate(_split(value), start=1):
+        name, sep, key = item.partition(":")
+        if not sep:
+            name, key = f"key-{n}", item
+        grouped.setdefault(name.strip(), []).append(key)
+    return [{"name": name, "keys": keys} for name, keys in grouped.items()]
+
+
+def tenants_from_env(value: str) -> list[dict[str, Any]]:
+    """GEMGATE_CLIENT_KEYS: `token,token` or `name:token,name:token`."""
+    tenants = []
+    for n, item in enumerate(_split(value), start=1):
+        name, sep, token = item.partition(":")
+        tenants.append({"name": name.strip(), "token": token} if sep else
+                       {"name": f"client-{n}", "token": item})
+    return tenants
+
+
+_ENV_SCALARS = {
+    "GEMGATE_HOST": "host", "GEMGATE_PORT": "port", "GEMGATE_UPSTREAM_URL": "upstream_url",
+    "GEMGATE_ADMIN_KEY": "admin_key", "GEMGATE_PATH_PREFIX": "path_prefix",
+    "GEMGATE_DEADLINE_S": "deadline_s", "GEMGATE_MAX_BODY_BYTES": "max_body_bytes",
+    "GEMGATE_LOG_LEVEL": "log_level", "GEMGATE_PROBE_INTERVAL_S": "probe_interval_s",
+}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, field in _ENV_SCALARS.items():
+        if env.get(name, "").strip():
+            data[field] = env[name].strip()
+    keys = env.get("GEMINI_API_KEYS", "").strip() or env.get("GEMINI_API_KEY", "").strip()
+    if keys:
+        data["projects"] = projects_from_env(keys)
+    if env.get("GEMGATE_CLIENT_KEYS", "").strip():
+        data["tenants"] = tenants_from_env(env["GEMGATE_CLIENT_KEYS"])
+    return data
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "configuration"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def _check_whole(settings: Settings) -> list[str]:
+    problems = []
+    seen: dict[str, str] = {}
+    for project in settings.projects:
+        for key in project.keys:
+            if key in seen:
+                problems.append(f"projects: key {mask_key(key)} is listed in both "
+                                f"{seen[key]} and {project.name}")
+            seen[key] = project.name
+    names = [p.name for p in settings.projects]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(f"projects: the name {name} is used twice")
+    if not settings.loopback_only() and not settings.tenants:
+        problems.append(f"host: listening on {settings.host} beyond loopback needs client "
+                        "tokens (GEMGATE_CLIENT_KEYS or tenants:) so strangers cannot spend "
+                        "your quota")
+    return problems
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                  flags: Mapping[str, Any] | None = None, dotenv: str | Path | None = ".env",
+                  require_keys: bool = True) -> Settings:
+    """Reads file, then `.env` and the environment (the real environment wins over `.env`),
+    then flags. Raises ConfigError listing every problem."""
+    environment = dict(env if env is not None else os.environ)
+    if dotenv and Path(dotenv).is_file():
+        from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
+        environment = {**from_file, **environment}
+    path = path or environment.get("GEMGATE_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError([f"{path}: {exc}"]) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: the file must hold a mapping of settings"])
+        data.update(loaded)
+    data.update(_from_env(environment))
+    data.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None
+    problems = _check_whole(settings)
+    if require_keys and not settings.projects:
+        problems.append("projects: no upstream keys — set GEMINI_API_KEYS or projects: in the "
+                        "YAML file (or run with --simulate)")
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,210 @@
+"""The Gemini-native edge: every route under /v1beta, /v1 and /v1alpha, turned into a Call,
+passed through the stages, and answered byte for byte as Google answered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gemgate.logs import access_log
+from gemgate.pipeline import guard
+from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.call import Call
+from gemgate.pipeline.relay import Answer, Relay
+from gemgate.problems import language
+from gemgate.upstream.affinity import ResourceOwners
+from gemgate.upstream.classify import NETWORK_FAILURE, OK
+from gemgate.upstream.client import forwardable
+from gemgate.usage import find_usage
+
+from .replies import cooling_error, gateway_error, json_reply, upstream_error
+
+VERSIONS = "v1beta|v1|v1alpha"
+_REFUSALS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
+             "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413}
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex()
+
+
+def _query_without_key(query_string: str) -> str:
+    if "key=" not in query_string:
+        return query_string
+    kept = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k != "key"]
+    return urlencode(kept, safe="$;=,:/")
+
+
+def _deadline_s(request: web.Request, default: float) -> float:
+    """The client's X-Server-Timeout (seconds) when shorter than the gateway's own deadline."""
+    asked = request.headers.get("X-Server-Timeout")
+    try:
+        return min(default, float(asked)) if asked else default
+    except ValueError:
+        return default
+
+
+class GeminiEdge:
+    def __init__(self, auth: Authenticator, relay: Relay, owners: ResourceOwners,
+                 deadline_s: float, log_requests: bool = True) -> None:
+        self.auth, self.relay, self.owners = auth, relay, owners
+        self.deadline_s = deadline_s
+        self.log_requests = log_requests
+
+    def routes(self, prefix: str = "") -> list[web.RouteDef]:
+        return [web.route("*", f"{prefix}/{{version:{VERSIONS}}}/{{path:.*}}", self.handle)]
+
+    def new_call(self, request: web.Request, version: str, path: str) -> Call:
+        headers = {k: v for k, v in request.headers.items() if forwardable(k)}
+        call = Call(request_id=new_request_id(), method=request.method, version=version,
+                    path=path, query=_query_without_key(request.query_string), headers=headers,
+                    body=b"", lang=language(request.headers.get("Accept-Language")))
+        call.deadline = call.started + _deadline_s(request, self.deadline_s)
+        return call
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        call = self.new_call(request, request.match_info["version"], request.match_info["path"])
+        tenant, problem = self.auth.authenticate(request)
+        if problem is None:
+            call.tenant = tenant
+            try:
+                call.body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                problem = "BODY_TOO_LARGE"
+        if problem is None:
+            guard.describe(call)
+            problem = guard.check_json(call)
+        if problem is not None:
+            return self.refuse(call, _REFUSALS[problem], problem)
+        call.affinity = self.owners.owner_of(call)
+        answer = await self.relay.forward(call)
+        return await self.reply(request, call, answer)
+
+    def refuse(self, call: Call, status: int, problem: str) -> web.Response:
+        self.log(call, status, problem)
+        return self._error(call, status, gateway_error(status, problem, call.lang))
+
+    def _error(self, call: Call, status: int, payload: dict[str, object],
+               extra: dict[str, str] | None = None) -> web.Response:
+        headers = {"x-gemgate-request-id": call.request_id, **(extra or {})}
+        return json_reply(status, payload, headers)
+
+    async def reply(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
+        if answer.stream is not None:
+            return await self._pipe(request, call, answer)
+        if answer.status == 200:
+            if call.action not in guard.MODEL_ACTIONS and call.attempts:
+                self.owners.remember(answer.body, call.attempts[-1].project)
+            self.log(call, 200, None, answer.body)
+            headers = CIMultiDict(answer.headers)
+            headers["x-gemgate-request-id"] = call.request_id
+            return web.Response(status=200, body=answer.body, headers=headers)
+        return self._error_answer(call, answer)
+
+    def _error_answer(self, call: Call, answer: Answer) -> web.Response:
+        problem = answer.gateway_problem or (answer.verdict.problem if answer.verdict else None)
+        payload = None
+        if answer.body and answer.gateway_problem is None:
+            secret = self._secret_of(call)
+            payload = upstream_error(answer.body, problem, call.lang, secret)
+        if payload is None and problem == "ALL_PROJECTS_COOLING":
+            payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error)
+        if payload is None:
+            payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang)
+        self.log(call, answer.status, problem)
+        extra = {}
+        if answer.retry_after_s is not None:
+            extra["Retry-After"] = str(max(1, int(answer.retry_after_s + 0.999)))
+        return self._error(call, answer.status, payload, extra)
+
+    def _secret_of(self, call: Call) -> str | None:
+        if not call.attempts:
+            return None
+        project = self.relay.pool.project(call.attempts[-1].project)
+        if project is None:
+            return None
+        masked = call.attempts[-1].masked_key
+        return next((k.secret for k in project.keys if k.masked == masked), None)
+
+    async def _pipe(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
+        """Relays the stream as it arrives, chunk by chunk, never re-framed. A failure after
+        the first byte ends the stream with an error event instead of a silent cut."""
+        upstream, lease = answer.stream, answer.lease
+        assert upstream is not None and lease is not None
+        headers = CIMultiDict(answer.headers)
+        headers["x-gemgate-request-id"] = call.request_id
+        response = web.StreamResponse(status=200, headers=headers)
+        verdict, status, tail = OK, 200, answer.first_chunk
+        try:
+            await response.prepare(request)
+            await response.write(answer.first_chunk)
+            while True:
+                try:
+                    chunk = await upstream.content.readany()
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    verdict, status = NETWORK_FAILURE, 502
+                    await response.write(self._interruption(call))
+                    break
+                if not chunk:
+                    break
+                tail = (tail + chunk)[-8192:]
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            status = 499  # the client went away; nothing more to send
+            raise
+        finally:
+            if status == 200:
+                upstream.release()
+            else:
+                upstream.close()
+            self.relay.pool.release(lease, verdict)
+            self.log(call, status, verdict.problem, tail)
+        return response
+
+    def _interruption(self, call: Call) -> bytes:
+        payload = orjson.dumps(gateway_error(503, "STREAM_INTERRUPTED", call.lang,
+                                             "The upstream stream was interrupted."))
+        return b"data: " + payload + b"\r\n\r\n" if call.sse else b",\r\n" + payload + b"]"
+
+    def log(self, call: Call, status: int, problem: str | None, body: bytes = b"") -> None:
+        if not self.log_requests:
+            return
+        last = call.attempts[-1] if call.attempts else None
+        fields: dict[str, object] = {
+            "request_id": call.request_id,
+            "tenant": call.tenant.name if call.tenant else None,
+            "method": call.method,
+            "route": f"/{call.version}/{call.path}",
+            "model": call.model or None,
+            "stream": call.stream,
+            "project": last.project if last else None,
+            "key": last.masked_key if last else None,
+            "status": status,
+            "problem": problem,
+            "attempts": len(call.attempts),
+            "upstream_ms": round(sum(a.upstream_ms for a in call.attempts), 2),
+            "total_ms": round(call.elapsed_ms(), 2),
+        }
+        if status == 200 and body:
+            usage = find_usage(body)
+            if usage:
+                fields["tokens"] = usage
+        access_log.info("request", extra={"fields": fields})
+
+
+def unknown_route() -> web.RouteDef:
+    async def unknown(request: web.Request) -> web.Response:
+        lang = language(request.headers.get("Accept-Language"))
+        payload = gateway_error(404, "UNKNOWN_ROUTE", lang,
+                                f"gemgate does not serve {request.method} {request.path}.")
+        return json_reply(404, payload)
+
+    return web.route("*", "/{tail:.*}", unknown)
+

@@ -1,0 +1,89 @@
+"""Error answers in Google's shape, each with a `hint` in the client's language.
+
+Upstream errors keep Google's code, message, status and details; gemgate only masks any key in
+them and adds the hint. gemgate's own refusals use the same shape, so SDKs parse them alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
+from gemgate.problems import hint
+from gemgate.secrets import mask_key
+
+_GOOGLE_KEY = re.compile(rb"AIza[0-9A-Za-z_\-]{35}")
+JSON_TYPE = "application/json; charset=UTF-8"
+
+_OWN_MESSAGES = {
+    "ALL_PROJECTS_COOLING": "All upstream projects are waiting out Google quota limits.",
+    "NO_HEALTHY_KEYS": "No upstream key is available: every key is disabled.",
+    "UPSTREAM_TIMEOUT": "Google did not answer before the request's deadline.",
+    "UPSTREAM_UNREACHABLE": "gemgate could not reach Google.",
+    "TOKEN_MISSING": "No gemgate token was sent with the request.",
+    "TOKEN_INVALID": "The gemgate token is not valid.",
+    "GOOGLE_KEY_SENT": "A Google API key was sent where a gemgate token belongs.",
+    "BODY_TOO_LARGE": "The request body is too large.",
+    "MALFORMED_JSON": "Invalid JSON payload received.",
+    "UNKNOWN_ROUTE": "gemgate does not serve this path.",
+    "ADMIN_ONLY": "The admin key is required.",
+    "UPLOAD_UNKNOWN": "Unknown or expired upload session.",
+}
+
+
+def scrub(body: bytes, secret: str | None = None) -> bytes:
+    """Masks the key that was used, and anything shaped like a Google key, in an error body."""
+    if secret and secret.encode() in body:
+        body = body.replace(secret.encode(), mask_key(secret).encode())
+    return _GOOGLE_KEY.sub(lambda m: mask_key(m.group().decode()).encode(), body)
+
+
+def json_reply(status: int, payload: dict[str, Any],
+               headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), headers=headers,
+                        content_type="application/json", charset="UTF-8")
+
+
+def gateway_error(status: int, problem: str, lang: str, message: str | None = None,
+                  details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    payload = error_dict(status, message or _OWN_MESSAGES.get(problem, problem),
+                         STATUS_BY_CODE.get(status), details)
+    payload["error"]["hint"] = hint(problem, lang)
+    return payload
+
+
+def upstream_error(body: bytes, problem: str | None, lang: str,
+                   secret: str | None) -> dict[str, Any] | None:
+    """Google's own error object with the hint added; None when the body is not one."""
+    try:
+        data = orjson.loads(scrub(body, secret))
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
+        return None
+    if problem:
+        data["error"]["hint"] = hint(problem, lang)
+    return data
+
+
+def cooling_error(lang: str, retry_after_s: float, quota_error: bytes) -> dict[str, Any]:
+    """429 RESOURCE_EXHAUSTED with RetryInfo for the soonest recovery, and the QuotaFailure
+    from Google's last 429 so the client still sees which quota ran out."""
+    details: list[dict[str, Any]] = []
+    original = upstream_error(quota_error, None, lang, None) if quota_error else None
+    message = None
+    if original is not None:
+        message = original["error"].get("message")
+        details = [d for d in original["error"].get("details") or ()
+                   if not str(d.get("@type", "")).endswith("RetryInfo")]
+    if not any(str(d.get("@type", "")).endswith(".Help") for d in details):
+        details.append(help_links(("Gemini API rate limits",
+                                   "https://ai.google.dev/gemini-api/docs/rate-limits")))
+    details.append(retry_info(retry_after_s))
+    return gateway_error(429, "ALL_PROJECTS_COOLING", lang, message, details)

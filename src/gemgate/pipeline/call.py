@@ -1,0 +1,51 @@
+"""The request as the gateway understands it, handed from stage to stage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """Who is calling: for now a static client token from the configuration."""
+
+    name: str
+
+
+@dataclass(slots=True)
+class Attempt:
+    project: str
+    masked_key: str
+    status: int  # 0 when no HTTP answer came (connection error, timeout)
+    problem: str | None
+    upstream_ms: float
+
+
+@dataclass(slots=True)
+class Call:
+    request_id: str
+    method: str  # HTTP method
+    version: str  # v1beta | v1 | v1alpha | "" for routes outside a version
+    path: str  # upstream path after the version, e.g. "models/gemini-2.5-flash:generateContent"
+    query: str  # forwarded query string, still encoded, with the client's `key` removed
+    headers: dict[str, str]  # forwarded request headers
+    body: bytes
+    lang: str = "en"
+    tenant: Tenant | None = None
+    model: str = ""
+    action: str = ""  # generateContent, streamGenerateContent, countTokens, … or "" for others
+    stream: bool = False
+    sse: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    deadline: float = 0.0  # perf_counter time by which the answer must have started
+    affinity: str | None = None  # the project that owns a referenced file/cache/batch
+    parsed: Any = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000

@@ -1,0 +1,73 @@
+"""`gemgate serve`: load settings, optionally start the simulator as upstream, run the gateway."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gemgate import __version__
+from gemgate.app import build_app
+from gemgate.config import ConfigError, ProjectConfig, Settings, load_settings
+from gemgate.logs import setup_logging
+from gemgate.serving import listening_socket, serve_forever
+
+
+def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
+    """Points the gateway at an in-process simulator and uses the simulator's keys."""
+    from gemgate.simulator import SimConfig, build_app as build_simulator
+
+    sim_config = SimConfig(port=0)
+    sock = listening_socket("127.0.0.1", 0)
+    projects = [ProjectConfig(name=p.name, tier=p.tier, keys=p.keys)
+                for p in sim_config.projects]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return settings.model_copy(update={"upstream_url": url, "projects": projects}), \
+        build_simulator(sim_config), sock
+
+
+def banner(settings: Settings, port: int, simulated: bool) -> str:
+    url = f"http://{settings.host}:{port}{settings.path_prefix}"
+    token = settings.tenants[0].token if settings.tenants else "any-token"
+    keys = sum(len(p.keys) for p in settings.projects)
+    upstream = (f"the built-in simulator at {settings.upstream_url} — nothing reaches Google"
+                if simulated else settings.upstream_url)
+    lines = [
+        f"gemgate {__version__} listening on {url}",
+        f"  upstream: {upstream}",
+        f"  {len(settings.projects)} project(s), {keys} key(s); "
+        + ("client tokens required" if settings.tenants else
+           "open to any token (loopback only)"),
+        "",
+        "from google import genai",
+        "from google.genai import types",
+        f'client = genai.Client(api_key="{token}",',
+        f'                      http_options=types.HttpOptions(base_url="{url}"))',
+        'print(client.models.generate_content(model="gemini-2.5-flash", contents="Hi").text)',
+    ]
+    return "\n".join(lines)
+
+
+def run(config_path: Path | None, flags: dict[str, Any], simulate: bool) -> None:
+    try:
+        settings = load_settings(config_path, flags=flags, require_keys=not simulate)
+    except ConfigError as exc:
+        click.echo(f"gemgate: invalid configuration\n{exc}", err=True)
+        sys.exit(2)
+    apps = []
+    if simulate:
+        settings, simulator, sim_sock = _with_simulator(settings)
+        apps.append((simulator, sim_sock))
+    secrets = [k for p in settings.projects for k in p.keys]
+    secrets += [t.token for t in settings.tenants] + [settings.admin_key or ""]
+    setup_logging(settings.log_level, secrets)
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        click.echo(f"gemgate: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(2)
+    apps.append((build_app(settings), sock))
+    port = sock.getsockname()[1]
+    serve_forever(apps, on_ready=lambda: click.echo(banner(settings, port, simulate)))

@@ -1,0 +1,63 @@
+"""Brings disabled keys back by themselves: a cheap countTokens call with each disabled key, at
+an interval; a key that answers normally again returns to rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+import orjson
+
+from gemgate.pipeline.call import Call
+from gemgate.upstream.classify import classify
+from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.pool import KeyPool, KeyState, Lease
+
+log = logging.getLogger("gemgate.pool")
+_PROBE_BODY = orjson.dumps({"contents": [{"parts": [{"text": "ping"}]}]})
+
+
+class Prober:
+    def __init__(self, pool: KeyPool, client: UpstreamClient, model: str,
+                 interval_s: float) -> None:
+        self.pool, self.client = pool, client
+        self.model, self.interval_s = model, interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            for key in self.pool.disabled_keys():
+                await self.probe(key)
+
+    async def probe(self, key: KeyState) -> bool:
+        """True when the key works again (a 404 for the probe model still proves the key)."""
+        call = Call(request_id="probe", method="POST", version="v1beta",
+                    path=f"models/{self.model}:countTokens", query="",
+                    headers={"content-type": "application/json"}, body=_PROBE_BODY)
+        call.deadline = call.started + 15
+        try:
+            async with asyncio.timeout(15):
+                upstream = await self.client.send(call, Lease(key))
+                body = await upstream.read()
+                upstream.release()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False  # the network says nothing about the key
+        verdict = classify(upstream.status, body)
+        if verdict.ok or verdict.problem == "MODEL_NOT_FOUND":
+            self.pool.enable(key)
+            log.info("key %s of project %s is healthy again and back in rotation",
+                     key.masked, key.project.name)
+            return True
+        return False
