@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -28,3 +30,61 @@ def post(url: str, body: Any = None, *, key: str | None = "sim-free-key-1",
         sent["x-goog-api-key"] = key
     return requests.post(url, json=body if content is None else None, data=content,
                          headers=sent, params=params, timeout=30)
+
+
+# ---- the gateway, in-process, in front of a simulator ------------------------------------
+
+TOKEN = "gg-test-token-0001"
+ADMIN = "gg-admin-key-0001"
+
+
+class RunningGateway:
+    def __init__(self, settings: Any) -> None:
+        from gemgate.app import POOL, build_app
+        from gemgate.serving import BackgroundServer
+
+        self.settings = settings
+        holder: dict[str, Any] = {}
+
+        def make() -> Any:
+            app = build_app(settings)
+            holder["pool"] = app[POOL]
+            return app
+
+        self._server = BackgroundServer(make)
+        self.url = self._server.url
+        self.pool = holder["pool"]
+
+    def pool_view(self) -> list[dict[str, Any]]:
+        answer = requests.get(self.url + "/admin/pool",
+                              headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()["projects"]  # type: ignore[no-any-return]
+
+    def project_view(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.pool_view() if p["project"] == name)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def gateway_settings(upstream: str, projects: list[dict[str, Any]] | None = None,
+                     **fields: Any) -> Any:
+    from gemgate.config import Settings
+
+    projects = projects or [{"name": "sim-free", "keys": ["sim-free-key-1", "sim-free-key-2"]},
+                            {"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+    base: dict[str, Any] = {"upstream_url": upstream, "projects": projects,
+                            "tenants": [{"name": "team", "token": TOKEN}], "admin_key": ADMIN,
+                            "retry": {"attempts": 5, "base_delay_s": 0.01, "max_delay_s": 0.1}}
+    return Settings.model_validate({**base, **fields})
+
+
+@contextmanager
+def run_gateway(upstream: str, projects: list[dict[str, Any]] | None = None,
+                **fields: Any) -> Iterator[RunningGateway]:
+    gateway = RunningGateway(gateway_settings(upstream, projects, **fields))
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

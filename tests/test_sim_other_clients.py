@@ -115,7 +115,7 @@ def test_control_surface_over_http(gemini_simulator: RunningSimulator) -> None:
     assert moved.ok
     assert post(generate, hello).status_code == 403
     stats = requests.get(base + "/_sim/stats", timeout=5).json()
-    row = stats["by_key"]["sim-…ey-1"]
+    row = stats["by_key"]["sim-free:sim-…ey-1"]
     assert row["statuses"] == {"503": 1, "200": 1, "403": 1}
     assert stats["by_project"]["sim-free"] == 3
     assert "sim-free-key-1" not in requests.get(base + "/_sim/stats", timeout=5).text

@@ -8,6 +8,7 @@ from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.ops import OpsEdge
+from gemgate.edges.uploads import UploadEdge
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.relay import Relay
 from gemgate.upstream.affinity import ResourceOwners
@@ -32,6 +33,7 @@ def build_app(settings: Settings) -> web.Application:
     app.add_routes(OpsEdge(pool).routes())
     app.add_routes(AdminEdge(pool, settings.admin_key).routes(prefix))
     app.add_routes(gemini.routes(prefix))
+    app.add_routes(UploadEdge(gemini, client, prefix).routes())
     app.add_routes([unknown_route()])
 
     async def start(_: web.Application) -> None:

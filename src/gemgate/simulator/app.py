@@ -11,6 +11,7 @@ from gemgate.google_errors import error_body
 from gemgate.simulator.config import SimConfig
 from gemgate.simulator.control import ControlSurface
 from gemgate.simulator.core import Simulator
+from gemgate.simulator.files import FilesSurface
 from gemgate.simulator.openai_api import OpenAISurface
 from gemgate.simulator.server import GeminiSurface, json_response
 
@@ -40,6 +41,9 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     simulator = sim if isinstance(sim, Simulator) else Simulator(sim)
     app = web.Application(middlewares=[google_shaped_errors], client_max_size=64 * 1024 * 1024)
     app["simulator"] = simulator
-    for surface in (ControlSurface(simulator), OpenAISurface(simulator), GeminiSurface(simulator)):
+    files = FilesSurface(simulator)
+    simulator.file_owner = files.owner_of
+    for surface in (ControlSurface(simulator), OpenAISurface(simulator), files,
+                    GeminiSurface(simulator)):
         app.add_routes(surface.routes())
     return app

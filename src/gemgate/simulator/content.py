@@ -30,6 +30,7 @@ _CJK_PHRASES = (
     "配额", "更持久", "流式", "输出", "按序", "到达", "用量", "精确", "记录", "团队", "信赖",
     "错误", "清楚", "说明",
 )
+_ECHO = "Repeat after me:"  # the answer is the rest of the prompt, verbatim
 _WORD_COUNT = re.compile(r"\b(\d{1,5})\s+words?\b", re.IGNORECASE)
 _STOPWORDS = {"get", "set", "list", "the", "a", "an", "of", "for", "to", "and", "or", "by"}
 
@@ -262,7 +263,9 @@ def _one_candidate(body: dict[str, Any], model: SimModel, index: int, thoughts: 
     words = _answer_words(prompt, rng)
     mime = str(_get(config, "responseMimeType", "response_mime_type", "text/plain"))
     responses = _last_function_responses(body)
-    if mime == "application/json":
+    if prompt.startswith(_ECHO):
+        text = prompt[len(_ECHO):].strip(" ")
+    elif mime == "application/json":
         text = _json_text(body, prompt, rng, words)
     elif responses:
         summary = orjson.dumps(responses[0].get("response", {})).decode()

@@ -7,8 +7,10 @@ control endpoints change it at run time.
 from __future__ import annotations
 
 import threading
+import re
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,9 @@ from gemgate.simulator import errors
 from gemgate.simulator.config import FaultRule, ProjectState, SimConfig, SimModel, SimProject
 from gemgate.simulator.faults import FaultBoard
 from gemgate.simulator.quota import QuotaBook
+
+
+_FILE_REF = re.compile(rb"files/([a-z0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,21 @@ class Simulator:
         self._by_key: Counter[tuple[str, str]] = Counter()
         self._by_status: Counter[tuple[str, int]] = Counter()
         self._by_model: Counter[str] = Counter()
+        self._by_project: Counter[str] = Counter()
         self._recent: deque[dict[str, Any]] = deque(maxlen=1000)
         self.started = time.time()
+        # Set by the files surface: which project owns an uploaded file.
+        self.file_owner: Callable[[str], str | None] = lambda file_id: None
+
+    def foreign_file(self, caller: Caller, raw: bytes) -> str | None:
+        """A file the request refers to that belongs to another project (Google answers 403)."""
+        if b"files/" not in raw:
+            return None
+        for file_id in _FILE_REF.findall(raw):
+            owner = self.file_owner(file_id.decode())
+            if owner is not None and owner != caller.project.name:
+                return file_id.decode()
+        return None
 
     # ---- who is calling -------------------------------------------------------------------
 
@@ -100,14 +118,18 @@ class Simulator:
 
     def record(self, caller: Caller | None, model: str, method: str, status: int,
                headers: dict[str, str] | None = None) -> None:
-        masked = caller.masked if caller else "-"
-        entry = {"at": time.time(), "key": masked, "project": caller.project.name if caller
-                 else None, "model": model, "method": method, "status": status}
+        """Counts a request under `project:masked-key` (masks alone can collide)."""
+        project = caller.project.name if caller else None
+        label = f"{project}:{caller.masked}" if caller else "-"
+        entry = {"at": time.time(), "key": label, "project": project, "model": model,
+                 "method": method, "status": status}
         if headers:
             entry["headers"] = headers
         with self._lock:
-            self._by_key[(masked, method)] += 1
-            self._by_status[(masked, status)] += 1
+            self._by_key[(label, method)] += 1
+            self._by_status[(label, status)] += 1
+            if project:
+                self._by_project[project] += 1
             if model:
                 self._by_model[model] += 1
             self._recent.append(entry)
@@ -115,31 +137,20 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             by_key: dict[str, dict[str, Any]] = {}
-            for (masked, method), count in self._by_key.items():
-                row = by_key.setdefault(masked, {"requests": 0, "methods": {}, "statuses": {}})
+            for (label, method), count in self._by_key.items():
+                row = by_key.setdefault(label, {"requests": 0, "methods": {}, "statuses": {}})
                 row["requests"] += count
                 row["methods"][method] = count
-            for (masked, status), count in self._by_status.items():
-                by_key[masked]["statuses"][str(status)] = count
-            by_project: Counter[str] = Counter()
-            for masked, row in by_key.items():
-                project = self._project_of_masked(masked)
-                if project:
-                    by_project[project] += row["requests"]
+            for (label, status), count in self._by_status.items():
+                by_key[label]["statuses"][str(status)] = count
             return {
                 "requests": sum(self._by_key.values()),
                 "by_key": by_key,
-                "by_project": dict(by_project),
+                "by_project": dict(self._by_project),
                 "by_model": dict(self._by_model),
                 "recent": list(self._recent)[-100:],
                 "faults": self.faults.rules(),
             }
-
-    def _project_of_masked(self, masked: str) -> str | None:
-        for key, project in self._owner.items():
-            if mask_key(key) == masked:
-                return project
-        return None
 
     def reset(self) -> None:
         """Forget what was received and spent; keep projects, models and faults."""
@@ -147,6 +158,7 @@ class Simulator:
             self._by_key.clear()
             self._by_status.clear()
             self._by_model.clear()
+            self._by_project.clear()
             self._recent.clear()
         self.quota.reset()
         self.faults.reseed(self.config.seed)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gemgate.google_errors import error_body
 from gemgate.simulator import errors, responses, validate
 from gemgate.simulator.config import SimModel
 from gemgate.simulator.content import Generation, generate
@@ -144,6 +145,11 @@ class GeminiSurface:
         except validate.Invalid as exc:
             return self._answer(request, caller, name, method,
                                 errors.invalid_argument(exc.message, exc.field))
+        foreign = self.sim.foreign_file(caller, raw)
+        if foreign is not None:
+            message = f"You do not have permission to access the File {foreign} or it may not exist."
+            return self._answer(request, caller, name, method,
+                                (403, error_body(403, message, "PERMISSION_DENIED")))
         stream = method == "streamGenerateContent"
         rule = self.sim.faults.pick(model=name, key=caller.key, project=caller.project.name,
                                     stream=stream, kinds=_LATENCY_KINDS)

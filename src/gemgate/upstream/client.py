@@ -29,7 +29,7 @@ class UpstreamClient:
         self._settings = settings
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
 
-    def _session(self, proxy: str | None) -> aiohttp.ClientSession:
+    def session_for(self, proxy: str | None) -> aiohttp.ClientSession:
         session = self._sessions.get(proxy)
         if session is None or session.closed:
             connector: aiohttp.BaseConnector
@@ -61,7 +61,7 @@ class UpstreamClient:
         headers["X-Server-Timeout"] = str(remaining)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s,
                                         sock_read=self._settings.stream_idle_timeout_s)
-        return await self._session(lease.project.proxy).request(
+        return await self.session_for(lease.project.proxy).request(
             call.method, url or self.url_for(call), data=call.body if call.body else None, headers=headers, timeout=timeout,
             allow_redirects=False)
 

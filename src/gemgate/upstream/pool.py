@@ -2,7 +2,8 @@
 
 A key is active or disabled (with a reason and a time); a project may be cooling until a time
 (Google's RetryInfo) or disabled as a whole (API not enabled, region refused). Selection spreads
-load: the least busy project first, then its least busy, least recently used key.
+load: the least busy, least recently used project first, then its least busy, least recently
+used key.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ProjectState:
     disabled_problem: str | None = None
     disabled_at: float | None = None
     in_flight: int = 0
+    last_used: float = 0.0
 
     def cooling(self, now: float) -> bool:
         return self.cooling_until > now
@@ -96,7 +98,7 @@ class KeyPool:
         """The best key now: healthy, in a project that is not cooling and not in `avoid`."""
         now = time.monotonic()
         best: KeyState | None = None
-        best_rank: tuple[int, int, float] = (0, 0, 0.0)
+        best_rank: tuple[int, float, int, float] = (0, 0.0, 0, 0.0)
         for project in self.projects:
             if (project.disabled_reason or project.cooling(now) or (avoid and project.name in avoid)
                     or (only is not None and project.name != only)):
@@ -104,14 +106,15 @@ class KeyPool:
             for key in project.keys:
                 if key.disabled_reason is not None:
                     continue
-                rank = (project.in_flight, key.in_flight, key.last_used)
+                # Quota is per project: spread over projects first, then over their keys.
+                rank = (project.in_flight, project.last_used, key.in_flight, key.last_used)
                 if best is None or rank < best_rank:
                     best, best_rank = key, rank
         if best is None:
             return None
         best.in_flight += 1
         best.project.in_flight += 1
-        best.last_used = now
+        best.last_used = best.project.last_used = now
         return Lease(best)
 
     def release(self, lease: Lease, verdict: Verdict) -> None:

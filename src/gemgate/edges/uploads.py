@@ -1,0 +1,105 @@
+"""Resumable uploads (`/upload/{version}/files`) through the gateway.
+
+Google answers the start of an upload with an `x-goog-upload-url`; the client then sends the
+file's chunks there, with no API key. gemgate rewrites that URL to point back at itself, keeps
+which project the upload belongs to, and streams the chunks through without buffering them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gemgate.edges.gemini import GeminiEdge
+from gemgate.pipeline.relay import response_headers
+from gemgate.upstream.client import UpstreamClient, forwardable
+
+from .replies import gateway_error, json_reply
+
+_SESSION_TTL_S = 24 * 3600
+_MAX_SESSIONS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSession:
+    upstream_url: str
+    project: str
+    proxy: str | None
+    created: float
+
+
+class UploadEdge:
+    def __init__(self, gemini: GeminiEdge, client: UpstreamClient, prefix: str = "") -> None:
+        self.gemini, self.client, self.prefix = gemini, client, prefix
+        self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(f"{self.prefix}/upload/{{version:v1beta|v1|v1alpha}}/{{path:.*}}",
+                         self.handle)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        upload_id = request.query.get("upload_id")
+        if upload_id:
+            return await self._chunk(request, upload_id)
+        return await self._start(request)
+
+    async def _start(self, request: web.Request) -> web.StreamResponse:
+        """The start of an upload is an ordinary call (auth, key choice, retries)."""
+        version, path = request.match_info["version"], request.match_info["path"]
+        call = self.gemini.new_call(request, "", f"upload/{version}/{path}")
+        tenant, problem = self.gemini.auth.authenticate(request)
+        if problem is not None:
+            return self.gemini.refuse(call, 401, problem)
+        call.tenant = tenant
+        call.body = await request.read()
+        answer = await self.gemini.relay.forward(call)
+        upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
+        if answer.status != 200 or not upstream_url or not call.attempts:
+            return await self.gemini.reply(request, call, answer)
+        upload_id = parse_qs(urlsplit(upstream_url).query).get("upload_id", [""])[0]
+        project = call.attempts[-1].project
+        pool_project = self.gemini.relay.pool.project(project)
+        self._remember(upload_id, UploadSession(upstream_url, project,
+                                                pool_project.proxy if pool_project else None,
+                                                time.monotonic()))
+        ours = f"{request.scheme}://{request.host}{request.path}?{urlsplit(upstream_url).query}"
+        answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
+                          for k, v in answer.headers]
+        return await self.gemini.reply(request, call, answer)
+
+    def _remember(self, upload_id: str, session: UploadSession) -> None:
+        self._sessions[upload_id] = session
+        cutoff = time.monotonic() - _SESSION_TTL_S
+        while self._sessions and (len(self._sessions) > _MAX_SESSIONS
+                                  or next(iter(self._sessions.values())).created < cutoff):
+            self._sessions.popitem(last=False)
+
+    async def _chunk(self, request: web.Request, upload_id: str) -> web.StreamResponse:
+        session = self._sessions.get(upload_id)
+        lang = "zh" if request.headers.get("Accept-Language", "").startswith("zh") else "en"
+        if session is None:
+            return json_reply(404, gateway_error(404, "UPLOAD_UNKNOWN", lang))
+        headers = {k: v for k, v in request.headers.items() if forwardable(k)}
+        if request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)
+        try:
+            upstream = await self.client.session_for(session.proxy).post(
+                URL(session.upstream_url, encoded=True), data=request.content,
+                headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
+                                                               sock_read=300))
+            body = await upstream.read()
+            upstream.release()
+        except (aiohttp.ClientError, OSError):
+            return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
+        if upstream.headers.get("x-goog-upload-status") == "final":
+            self._sessions.pop(upload_id, None)
+            self.gemini.owners.remember(body, session.project)
+        return web.Response(status=upstream.status, body=body,
+                            headers=CIMultiDict(response_headers(upstream)))
