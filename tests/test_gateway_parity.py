@@ -11,9 +11,9 @@ import pytest
 import requests
 from google import genai
 from google.genai import errors, types
+from tests.conftest import TOKEN, RunningGateway, run_gateway, sdk
 
 from gemgate.simulator import RunningSimulator, run_simulator
-from tests.conftest import TOKEN, RunningGateway, run_gateway, sdk
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.ops import OpsEdge
+from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.relay import Relay
@@ -27,7 +28,8 @@ def build_app(settings: Settings) -> web.Application:
     gemini = GeminiEdge(Authenticator(settings.tenants), relay, ResourceOwners(),
                         settings.deadline_s, settings.log_requests)
 
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[google_shaped_failures])
     app[POOL] = pool
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool).routes())

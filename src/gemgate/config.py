@@ -61,7 +61,15 @@ class ProjectConfig(_Strict):
     @field_validator("keys")
     @classmethod
     def _clean(cls, keys: list[str]) -> list[str]:
-        return [clean_key(k) for k in keys]
+        cleaned, problems = [], []
+        for number, key in enumerate(keys, start=1):
+            try:
+                cleaned.append(clean_key(key))
+            except ValueError as exc:
+                problems.append(f"key #{number}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cleaned
 
     @field_validator("proxy")
     @classmethod

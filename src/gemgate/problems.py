@@ -81,7 +81,8 @@ PROBLEMS = _table(
     Problem("UPSTREAM_INTERNAL",
             "Google had an internal error (500). gemgate retried within the deadline; retry the "
             "request, and shorten very long inputs if it persists.",
-            "Google 内部错误（500）。gemgate 已在时限内重试；请重试请求，若持续出现请缩短过长的输入。"),
+            "Google 内部错误（500）。gemgate 已在时限内重试；请重试请求，"
+            "若持续出现请缩短过长的输入。"),
     Problem("UPSTREAM_TIMEOUT",
             "Google did not answer in time. Raise the client's timeout or gemgate's deadline, "
             "or ask for a shorter answer.",
@@ -140,6 +141,11 @@ PROBLEMS = _table(
     Problem("ADMIN_ONLY",
             "This endpoint needs the admin key (GEMGATE_ADMIN_KEY) as a Bearer token.",
             "该接口需要管理员密钥（GEMGATE_ADMIN_KEY）作为 Bearer 令牌。"),
+    Problem("GATEWAY_FAULT",
+            "gemgate itself failed on this request; nothing was charged. Retry, and report the "
+            "request id with the gateway log line of the same id.",
+            "gemgate 自身处理该请求时出错，未产生费用。请重试，并附上请求 ID 及网关日志中同一 ID "
+            "的记录进行反馈。"),
     Problem("UPLOAD_UNKNOWN",
             "This upload session is unknown or expired. Start the upload again.",
             "该上传会话不存在或已过期。请重新开始上传。"),

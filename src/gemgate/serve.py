@@ -17,7 +17,8 @@ from gemgate.serving import listening_socket, serve_forever
 
 def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
     """Points the gateway at an in-process simulator and uses the simulator's keys."""
-    from gemgate.simulator import SimConfig, build_app as build_simulator
+    from gemgate.simulator import SimConfig
+    from gemgate.simulator import build_app as build_simulator
 
     sim_config = SimConfig(port=0)
     sock = listening_socket("127.0.0.1", 0)

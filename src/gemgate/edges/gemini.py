@@ -4,10 +4,8 @@ passed through the stages, and answered byte for byte as Google answered."""
 from __future__ import annotations
 
 import asyncio
-import os
 from urllib.parse import parse_qsl, urlencode
 
-import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
@@ -18,20 +16,17 @@ from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.relay import Answer, Relay
 from gemgate.problems import language
+from gemgate.secrets import scrub
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.classify import NETWORK_FAILURE, OK
-from gemgate.upstream.client import forwardable
+from gemgate.upstream.client import NETWORK_ERRORS, forwardable
 from gemgate.usage import find_usage
 
-from .replies import cooling_error, gateway_error, json_reply, upstream_error
+from .replies import cooling_error, gateway_error, json_reply, new_request_id, upstream_error
 
 VERSIONS = "v1beta|v1|v1alpha"
 _REFUSALS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
              "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413}
-
-
-def new_request_id() -> str:
-    return os.urandom(8).hex()
 
 
 def _query_without_key(query_string: str) -> str:
@@ -147,12 +142,14 @@ class GeminiEdge:
             while True:
                 try:
                     chunk = await upstream.content.readany()
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                except (TimeoutError, *NETWORK_ERRORS):
                     verdict, status = NETWORK_FAILURE, 502
                     await response.write(self._interruption(call))
                     break
                 if not chunk:
                     break
+                if b'"error"' in chunk:  # an upstream error event may spell out the key
+                    chunk = scrub(chunk, lease.key.secret)
                 tail = (tail + chunk)[-8192:]
                 await response.write(chunk)
             await response.write_eof()

@@ -6,7 +6,7 @@ them and adds the hint. gemgate's own refusals use the same shape, so SDKs parse
 
 from __future__ import annotations
 
-import re
+import os
 from typing import Any
 
 import orjson
@@ -14,9 +14,8 @@ from aiohttp import web
 
 from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
 from gemgate.problems import hint
-from gemgate.secrets import mask_key
+from gemgate.secrets import scrub
 
-_GOOGLE_KEY = re.compile(rb"AIza[0-9A-Za-z_\-]{35}")
 JSON_TYPE = "application/json; charset=UTF-8"
 
 _OWN_MESSAGES = {
@@ -32,18 +31,19 @@ _OWN_MESSAGES = {
     "UNKNOWN_ROUTE": "gemgate does not serve this path.",
     "ADMIN_ONLY": "The admin key is required.",
     "UPLOAD_UNKNOWN": "Unknown or expired upload session.",
+    "GATEWAY_FAULT": "gemgate failed to handle the request.",
 }
 
 
-def scrub(body: bytes, secret: str | None = None) -> bytes:
-    """Masks the key that was used, and anything shaped like a Google key, in an error body."""
-    if secret and secret.encode() in body:
-        body = body.replace(secret.encode(), mask_key(secret).encode())
-    return _GOOGLE_KEY.sub(lambda m: mask_key(m.group().decode()).encode(), body)
+def new_request_id() -> str:
+    return os.urandom(8).hex()
 
 
 def json_reply(status: int, payload: dict[str, Any],
                headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer; every answer carries a request id, so a log line can be found from it."""
+    headers = dict(headers or {})
+    headers.setdefault("x-gemgate-request-id", new_request_id())
     return web.Response(status=status, body=orjson.dumps(payload), headers=headers,
                         content_type="application/json", charset="UTF-8")
 

@@ -19,7 +19,7 @@ from yarl import URL
 
 from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline.relay import response_headers
-from gemgate.upstream.client import UpstreamClient, forwardable
+from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
 from .replies import gateway_error, json_reply
 
@@ -41,8 +41,11 @@ class UploadEdge:
         self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(f"{self.prefix}/upload/{{version:v1beta|v1|v1alpha}}/{{path:.*}}",
-                         self.handle)]
+        path = "/upload/{version:v1beta|v1|v1alpha}/{path:.*}"
+        routes = [web.post(self.prefix + path, self.handle)]
+        if self.prefix:  # the SDK sends chunks to the base URL's host without its path
+            routes.append(web.post(path, self.handle))
+        return routes
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         upload_id = request.query.get("upload_id")
@@ -96,7 +99,7 @@ class UploadEdge:
                                                                sock_read=300))
             body = await upstream.read()
             upstream.release()
-        except (aiohttp.ClientError, OSError):
+        except NETWORK_ERRORS:
             return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
             self._sessions.pop(upload_id, None)

@@ -16,8 +16,9 @@ import aiohttp
 
 from gemgate.config import RetryConfig
 from gemgate.pipeline.call import Attempt, Call
+from gemgate.secrets import scrub
 from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify
-from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
 
 
@@ -103,12 +104,14 @@ class Relay:
                 else:
                     body = await upstream.read()
                     upstream.release()
+                    if status != 200:  # from here on, what Google said is kept and shown
+                        body = scrub(body, lease.key.secret)
                     verdict = classify(status, body)
                     answer = Answer(status, response_headers(upstream), body, verdict=verdict)
         except TimeoutError:
             verdict = TIMEOUT
             answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT", verdict=verdict)
-        except (aiohttp.ClientError, OSError):
+        except NETWORK_ERRORS:
             verdict = NETWORK_FAILURE
             answer = Answer(502, gateway_problem="UPSTREAM_UNREACHABLE", verdict=verdict)
         call.attempts.append(Attempt(lease.project.name, lease.key.masked, status,
@@ -127,7 +130,7 @@ class Relay:
         if not first or first.lstrip().startswith(_ERROR_STARTS):
             rest = await upstream.read() if first else b""
             upstream.release()
-            body = _error_json(first + rest)
+            body = scrub(_error_json(first + rest), lease.key.secret)
             verdict = classify(_status_of(body), body) if body else NETWORK_FAILURE
             status = _status_of(body) or 502
             return Answer(status, [("content-type", "application/json; charset=UTF-8")], body,

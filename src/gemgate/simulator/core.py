@@ -6,8 +6,8 @@ control endpoints change it at run time.
 
 from __future__ import annotations
 
-import threading
 import re
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -19,7 +19,6 @@ from gemgate.simulator import errors
 from gemgate.simulator.config import FaultRule, ProjectState, SimConfig, SimModel, SimProject
 from gemgate.simulator.faults import FaultBoard
 from gemgate.simulator.quota import QuotaBook
-
 
 _FILE_REF = re.compile(rb"files/([a-z0-9]+)")
 
@@ -58,10 +57,11 @@ class Simulator:
         """A file the request refers to that belongs to another project (Google answers 403)."""
         if b"files/" not in raw:
             return None
-        for file_id in _FILE_REF.findall(raw):
-            owner = self.file_owner(file_id.decode())
+        for found in _FILE_REF.findall(raw):
+            file_id: str = found.decode()
+            owner = self.file_owner(file_id)
             if owner is not None and owner != caller.project.name:
-                return file_id.decode()
+                return file_id
         return None
 
     # ---- who is calling -------------------------------------------------------------------
@@ -99,7 +99,7 @@ class Simulator:
         if project.state == "api_disabled":
             return caller, errors.service_disabled(project.project_number())
         if project.state == "suspended":
-            return caller, errors.consumer_suspended(caller.masked, project.project_number())
+            return caller, errors.consumer_suspended(caller.key, project.project_number())
         if project.state == "region_blocked":
             return caller, errors.location_not_supported()
         return caller, None

@@ -57,8 +57,9 @@ def location_not_supported() -> Answer:
                            "FAILED_PRECONDITION")
 
 
-def consumer_suspended(masked_key: str, project_number: int) -> Answer:
-    message = f"Permission denied: Consumer 'api_key:{masked_key}' has been suspended."
+def consumer_suspended(key: str, project_number: int) -> Answer:
+    # Google spells the whole key out in this message; a gateway must mask it before relaying.
+    message = f"Permission denied: Consumer 'api_key:{key}' has been suspended."
     details = [error_info("CONSUMER_SUSPENDED", {"consumer": f"projects/{project_number}"}),
                localized_message(message)]
     return 403, error_body(403, message, "PERMISSION_DENIED", details)

@@ -127,7 +127,7 @@ class FilesSurface:
         return refusal or json_response(200, orjson.dumps(described))
 
     async def delete_file(self, request: web.Request) -> web.Response:
-        described, refusal = self._owned(request)
+        _, refusal = self._owned(request)
         if refusal:
             return refusal
         del self._files[request.match_info["id"]]

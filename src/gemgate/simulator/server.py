@@ -147,7 +147,8 @@ class GeminiSurface:
                                 errors.invalid_argument(exc.message, exc.field))
         foreign = self.sim.foreign_file(caller, raw)
         if foreign is not None:
-            message = f"You do not have permission to access the File {foreign} or it may not exist."
+            message = (f"You do not have permission to access the File {foreign} or it may not "
+                       "exist.")
             return self._answer(request, caller, name, method,
                                 (403, error_body(403, message, "PERMISSION_DENIED")))
         stream = method == "streamGenerateContent"

@@ -4,11 +4,16 @@ each configured proxy), with connection pooling; nothing is created per request.
 from __future__ import annotations
 
 import aiohttp
+from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from yarl import URL
 
 from gemgate.config import Settings
 from gemgate.pipeline.call import Call
 from gemgate.upstream.pool import Lease
+
+# What a failed connection raises, directly or through a proxy: the network failed, not the key.
+NETWORK_ERRORS = (aiohttp.ClientError, OSError, ProxyError, ProxyConnectionError,
+                  ProxyTimeoutError)
 
 # Request headers that describe the client's own connection or credentials, never forwarded.
 _NOT_FORWARDED = frozenset({
@@ -62,8 +67,8 @@ class UpstreamClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s,
                                         sock_read=self._settings.stream_idle_timeout_s)
         return await self.session_for(lease.project.proxy).request(
-            call.method, url or self.url_for(call), data=call.body if call.body else None, headers=headers, timeout=timeout,
-            allow_redirects=False)
+            call.method, url or self.url_for(call), data=call.body or None, headers=headers,
+            timeout=timeout, allow_redirects=False)
 
     async def close(self) -> None:
         for session in self._sessions.values():

@@ -7,12 +7,11 @@ import asyncio
 import contextlib
 import logging
 
-import aiohttp
 import orjson
 
 from gemgate.pipeline.call import Call
 from gemgate.upstream.classify import classify
-from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, KeyState, Lease
 
 log = logging.getLogger("gemgate.pool")
@@ -52,7 +51,7 @@ class Prober:
                 upstream = await self.client.send(call, Lease(key))
                 body = await upstream.read()
                 upstream.release()
-        except (TimeoutError, aiohttp.ClientError, OSError):
+        except (TimeoutError, *NETWORK_ERRORS):
             return False  # the network says nothing about the key
         verdict = classify(upstream.status, body)
         if verdict.ok or verdict.problem == "MODEL_NOT_FOUND":
