@@ -43,7 +43,8 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     app["simulator"] = simulator
     files = FilesSurface(simulator)
     simulator.file_owner = files.owner_of
-    for surface in (ControlSurface(simulator), OpenAISurface(simulator), files,
-                    GeminiSurface(simulator)):
+    # The Gemini routes come first: the router tries resources in order, and they are the hot path.
+    for surface in (GeminiSurface(simulator), files, OpenAISurface(simulator),
+                    ControlSurface(simulator)):
         app.add_routes(surface.routes())
     return app

@@ -27,10 +27,22 @@ _FILE_REF = re.compile(rb"files/([a-z0-9]+)")
 class Caller:
     key: str
     project: SimProject
+    masked: str
+    label: str  # how stats name the key: masks alone can collide across projects
 
-    @property
-    def masked(self) -> str:
-        return mask_key(self.key)
+    @classmethod
+    def of(cls, key: str, project: SimProject) -> Caller:
+        masked = mask_key(key)
+        return cls(key, project, masked, f"{project.name}:{masked}")
+
+
+def _entry(at: float, label: str, project: str | None, model: str, method: str, status: int,
+           headers: dict[str, str] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"at": at, "key": label, "project": project, "model": model,
+                             "method": method, "status": status}
+    if headers:
+        entry["headers"] = headers
+    return entry
 
 
 class Simulator:
@@ -39,6 +51,7 @@ class Simulator:
         self.models: dict[str, SimModel] = {m.name: m for m in self.config.models}
         self._projects: dict[str, SimProject] = {}
         self._owner: dict[str, str] = {}
+        self._callers: dict[str, Caller] = {}  # resolved keys; reset when projects change
         for project in self.config.projects:
             self.add_project(project)
         self.quota = QuotaBook(self.config)
@@ -48,7 +61,7 @@ class Simulator:
         self._by_status: Counter[tuple[str, int]] = Counter()
         self._by_model: Counter[str] = Counter()
         self._by_project: Counter[str] = Counter()
-        self._recent: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._recent: deque[tuple[Any, ...]] = deque(maxlen=1000)
         self.started = time.time()
         # Set by the files surface: which project owns an uploaded file.
         self.file_owner: Callable[[str], str | None] = lambda file_id: None
@@ -74,6 +87,7 @@ class Simulator:
         self._projects[project.name] = project
         for key in project.keys:
             self._owner[key] = project.name
+        self._callers = {}
 
     def project(self, name: str) -> SimProject:
         return self._projects[name]
@@ -84,18 +98,23 @@ class Simulator:
     def set_project_state(self, name: str, state: ProjectState) -> None:
         """E.g. suspend a project, or bring it back so a gateway's probe finds it healthy."""
         self._projects[name] = self._projects[name].model_copy(update={"state": state})
+        self._callers = {}
 
     def identify(self, key: str | None) -> tuple[Caller | None, tuple[int, bytes] | None]:
         """The caller behind a key, or Google's answer for a missing, unknown or barred one."""
         if not key:
             return None, errors.missing_key()
-        name = self._owner.get(key)
-        if name is None:
-            if not self.config.any_key or not self._projects:
-                return None, errors.invalid_key()
-            name = next(iter(self._projects))
-        project = self._projects[name]
-        caller = Caller(key, project)
+        caller = self._callers.get(key)
+        if caller is None:
+            name = self._owner.get(key)
+            if name is None:
+                if not self.config.any_key or not self._projects:
+                    return None, errors.invalid_key()
+                name = next(iter(self._projects))
+            caller = Caller.of(key, self._projects[name])
+            if len(self._callers) < 10_000:  # any_key mode must not grow without bound
+                self._callers[key] = caller
+        project = caller.project
         if project.state == "api_disabled":
             return caller, errors.service_disabled(project.project_number())
         if project.state == "suspended":
@@ -120,11 +139,7 @@ class Simulator:
                headers: dict[str, str] | None = None) -> None:
         """Counts a request under `project:masked-key` (masks alone can collide)."""
         project = caller.project.name if caller else None
-        label = f"{project}:{caller.masked}" if caller else "-"
-        entry = {"at": time.time(), "key": label, "project": project, "model": model,
-                 "method": method, "status": status}
-        if headers:
-            entry["headers"] = headers
+        label = caller.label if caller else "-"
         with self._lock:
             self._by_key[(label, method)] += 1
             self._by_status[(label, status)] += 1
@@ -132,7 +147,8 @@ class Simulator:
                 self._by_project[project] += 1
             if model:
                 self._by_model[model] += 1
-            self._recent.append(entry)
+            # Kept as a tuple; turned into a readable entry only when stats are asked for.
+            self._recent.append((time.time(), label, project, model, method, status, headers))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -148,7 +164,7 @@ class Simulator:
                 "by_key": by_key,
                 "by_project": dict(self._by_project),
                 "by_model": dict(self._by_model),
-                "recent": list(self._recent)[-100:],
+                "recent": [_entry(*row) for row in list(self._recent)[-100:]],
                 "faults": self.faults.rules(),
             }
 
