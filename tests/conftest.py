@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import requests
 from google import genai
 from google.genai import types
@@ -88,3 +89,19 @@ def run_gateway(upstream: str, projects: list[dict[str, Any]] | None = None,
         yield gateway
     finally:
         gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    """One simulator for a whole test module (default projects and models)."""
+    from gemgate.simulator import run_simulator
+
+    with run_simulator() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(sim: RunningSimulator) -> Iterator[RunningGateway]:
+    """One gateway in front of `sim` for a whole test module."""
+    with run_gateway(sim.url) as running:
+        yield running

@@ -9,20 +9,15 @@ import requests
 from google.genai import errors
 from tests.conftest import ADMIN, TOKEN, RunningGateway, run_gateway, sdk
 
-from gemgate.simulator import RunningSimulator, run_simulator
+from gemgate.simulator import RunningSimulator
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 HELLO = {"contents": [{"parts": [{"text": "hello"}]}]}
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[RunningSimulator]:
-    with run_simulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def gateway(sim: RunningSimulator) -> Iterator[RunningGateway]:
+    """A gateway with a small body limit, so the 413 test stays light."""
     with run_gateway(sim.url, max_body_bytes=64 * 1024) as running:
         yield running
 

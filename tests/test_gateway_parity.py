@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 
 import pytest
 import requests
 from google import genai
 from google.genai import errors, types
-from tests.conftest import TOKEN, RunningGateway, run_gateway, sdk
+from tests.conftest import TOKEN, RunningGateway, sdk
 
-from gemgate.simulator import RunningSimulator, run_simulator
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[RunningSimulator]:
-    with run_simulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def gateway(sim: RunningSimulator) -> Iterator[RunningGateway]:
-    with run_gateway(sim.url) as running:
-        yield running
+from gemgate.simulator import RunningSimulator
 
 
 @pytest.fixture(params=["direct", "gateway"])
