@@ -78,13 +78,15 @@ def run_wrk(url: str, key: str, *, seconds: float, connections: int = 16,
 
 
 def wait_ready(url: str, timeout: float = 20.0) -> float:
+    """Seconds until `url` answers 200, counted from the call (made right after launch)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         try:
-            requests.get(url, timeout=1)
-            return time.perf_counter() - started
+            if requests.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - started
         except requests.ConnectionError:
-            time.sleep(0.01)
+            pass
+        time.sleep(0.01)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 

@@ -10,6 +10,7 @@ from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
+from gemgate.logs import access_log
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.relay import Relay
 from gemgate.upstream.affinity import ResourceOwners
@@ -44,6 +45,9 @@ def build_app(settings: Settings) -> web.Application:
     async def stop(_: web.Application) -> None:
         await prober.stop()
         await client.close()
+        writer = access_log()
+        if writer is not None:
+            writer.flush()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

@@ -171,7 +171,8 @@ class GeminiEdge:
         return b"data: " + payload + b"\r\n\r\n" if call.sse else b",\r\n" + payload + b"]"
 
     def log(self, call: Call, status: int, problem: str | None, body: bytes = b"") -> None:
-        if not self.log_requests:
+        writer = access_log()
+        if writer is None or not self.log_requests:
             return
         last = call.attempts[-1] if call.attempts else None
         fields: dict[str, object] = {
@@ -193,7 +194,7 @@ class GeminiEdge:
             usage = find_usage(body)
             if usage:
                 fields["tokens"] = usage
-        access_log.info("request", extra={"fields": fields})
+        writer.write(fields)
 
 
 def unknown_route() -> web.RouteDef:

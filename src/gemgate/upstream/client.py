@@ -33,6 +33,9 @@ class UpstreamClient:
         self.base_url = settings.upstream_url
         self._settings = settings
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
+        # The deadline itself is enforced by the relay; these bound connecting and idle reads.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s,
+                                              sock_read=settings.stream_idle_timeout_s)
 
     def session_for(self, proxy: str | None) -> aiohttp.ClientSession:
         session = self._sessions.get(proxy)
@@ -64,11 +67,9 @@ class UpstreamClient:
         headers["Accept-Encoding"] = "identity"
         remaining = max(1, int(call.remaining() + 0.999))
         headers["X-Server-Timeout"] = str(remaining)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s,
-                                        sock_read=self._settings.stream_idle_timeout_s)
         return await self.session_for(lease.project.proxy).request(
             call.method, url or self.url_for(call), data=call.body or None, headers=headers,
-            timeout=timeout, allow_redirects=False)
+            timeout=self._timeout, allow_redirects=False)
 
     async def close(self) -> None:
         for session in self._sessions.values():
