@@ -3,6 +3,7 @@ appears unmasked anywhere — not in logs, not in answers — even when Google s
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -71,7 +72,17 @@ def test_no_unmasked_key_in_a_full_run(tmp_path: Path) -> None:
         assert key[4:] not in everything  # not even without its prefix
     assert mask_key(live) in everything  # keys do appear, masked
     assert mask_key(suspended) in everything
-    assert '"status":200' in gateway_log.read_text()
+    lines = [json.loads(line) for line in gateway_log.read_text().splitlines()
+             if line.startswith("{")]
+    served = [line for line in lines if line.get("logger") == "gemgate.access"
+              and line["status"] == 200 and line["model"]]
+    assert served, "one JSON line per request"
+    for field in ("request_id", "tenant", "model", "project", "key", "status", "attempts",
+                  "upstream_ms", "total_ms", "tokens"):
+        assert field in served[0]
+    assert served[0]["tokens"]["totalTokenCount"] > 0
+    assert any(line["attempts"] > 1 for line in lines if line.get("logger") ==
+               "gemgate.access")  # the storm's retries are visible
 
 
 def _exercise(url: str, sim_url: str) -> list[str]:

@@ -4,6 +4,7 @@ simulator and through the gateway in front of it, and must see the same answers 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 
 import pytest
@@ -159,3 +160,24 @@ def test_file_upload_through_the_gateway(gateway: RunningGateway) -> None:
         reply = client.models.generate_content(model="gemini-2.5-flash",
                                                contents=[uploaded, "Summarise this."])
         assert reply.text
+
+
+@pytest.mark.parametrize(("kind", "code", "status"), [
+    ("500", 500, "INTERNAL"), ("503", 503, "UNAVAILABLE"), ("504", 504, "DEADLINE_EXCEEDED"),
+    ("429", 429, "RESOURCE_EXHAUSTED")])
+def test_server_errors_that_outlast_retries(sim: RunningSimulator, client: genai.Client,
+                                            kind: str, code: int, status: str) -> None:
+    """When every attempt fails the same way, the client sees what Google said (for 429: every
+    project cooling, with RetryInfo)."""
+    sim.add_fault(kind=kind, retry_after_s=1)
+    try:
+        with pytest.raises(errors.APIError) as caught:
+            client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    finally:
+        sim.clear_faults()
+        if kind == "429":
+            time.sleep(1.1)  # let the shared gateway's projects finish cooling
+    assert (caught.value.code, caught.value.status) == (code, status)
+    if kind == "429":
+        error = caught.value.details["error"]
+        assert any(d["@type"].endswith("RetryInfo") for d in error["details"])

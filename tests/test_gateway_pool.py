@@ -188,3 +188,20 @@ def test_thinking_config_and_tools_reach_upstream_unchanged() -> None:
         reply = client.models.generate_content(model="gemini-2.5-flash", contents="why?",
                                                config=config)
         assert 0 < reply.usage_metadata.thoughts_token_count <= 17
+
+
+def test_client_leaving_mid_stream_frees_the_key() -> None:
+    with run_simulator(chunk_delay_ms=100) as sim, run_gateway(sim.url) as gateway:
+        answer = requests.post(
+            gateway.url + "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            params={"alt": "sse"}, stream=True, timeout=10, headers={"x-goog-api-key": TOKEN},
+            json={"contents": [{"parts": [{"text": "Write 300 words about tides."}]}]})
+        first = next(answer.iter_content(chunk_size=None))
+        assert first.startswith(b"data: ")
+        answer.close()  # the client walks away in the middle of the stream
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                p["in_flight"] for p in gateway.pool_view()):
+            time.sleep(0.05)
+        assert all(p["in_flight"] == 0 for p in gateway.pool_view())
+        assert _generate(gateway.url).status_code == 200

@@ -93,21 +93,20 @@ class GeminiEdge:
     async def reply(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
         if answer.stream is not None:
             return await self._pipe(request, call, answer)
-        if answer.status == 200:
+        if 200 <= answer.status < 300:
             if call.action not in guard.MODEL_ACTIONS and call.attempts:
                 self.owners.remember(answer.body, call.attempts[-1].project)
-            self.log(call, 200, None, answer.body)
+            self.log(call, answer.status, None, answer.body)
             headers = CIMultiDict(answer.headers)
             headers["x-gemgate-request-id"] = call.request_id
-            return web.Response(status=200, body=answer.body, headers=headers)
+            return web.Response(status=answer.status, body=answer.body, headers=headers)
         return self._error_answer(call, answer)
 
     def _error_answer(self, call: Call, answer: Answer) -> web.Response:
         problem = answer.gateway_problem or (answer.verdict.problem if answer.verdict else None)
         payload = None
         if answer.body and answer.gateway_problem is None:
-            secret = self._secret_of(call)
-            payload = upstream_error(answer.body, problem, call.lang, secret)
+            payload = upstream_error(answer.body, problem, call.lang)
         if payload is None and problem == "ALL_PROJECTS_COOLING":
             payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error)
         if payload is None:
@@ -117,15 +116,6 @@ class GeminiEdge:
         if answer.retry_after_s is not None:
             extra["Retry-After"] = str(max(1, int(answer.retry_after_s + 0.999)))
         return self._error(call, answer.status, payload, extra)
-
-    def _secret_of(self, call: Call) -> str | None:
-        if not call.attempts:
-            return None
-        project = self.relay.pool.project(call.attempts[-1].project)
-        if project is None:
-            return None
-        masked = call.attempts[-1].masked_key
-        return next((k.secret for k in project.keys if k.masked == masked), None)
 
     async def _pipe(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
         """Relays the stream as it arrives, chunk by chunk, never re-framed. A failure after
@@ -153,8 +143,10 @@ class GeminiEdge:
                 tail = (tail + chunk)[-8192:]
                 await response.write(chunk)
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            status = 499  # the client went away; nothing more to send
+        except ConnectionResetError:
+            status = 499  # the client went away: stop reading upstream, nothing more to send
+        except asyncio.CancelledError:
+            status = 499
             raise
         finally:
             if status == 200:

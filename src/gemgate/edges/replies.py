@@ -56,11 +56,11 @@ def gateway_error(status: int, problem: str, lang: str, message: str | None = No
     return payload
 
 
-def upstream_error(body: bytes, problem: str | None, lang: str,
-                   secret: str | None) -> dict[str, Any] | None:
-    """Google's own error object with the hint added; None when the body is not one."""
+def upstream_error(body: bytes, problem: str | None, lang: str) -> dict[str, Any] | None:
+    """Google's own error object with the hint added; None when the body is not one. (The relay
+    has already masked the key that was used; anything else key-shaped is masked here.)"""
     try:
-        data = orjson.loads(scrub(body, secret))
+        data = orjson.loads(scrub(body))
     except orjson.JSONDecodeError:
         return None
     if isinstance(data, list) and data:
@@ -76,7 +76,7 @@ def cooling_error(lang: str, retry_after_s: float, quota_error: bytes) -> dict[s
     """429 RESOURCE_EXHAUSTED with RetryInfo for the soonest recovery, and the QuotaFailure
     from Google's last 429 so the client still sees which quota ran out."""
     details: list[dict[str, Any]] = []
-    original = upstream_error(quota_error, None, lang, None) if quota_error else None
+    original = upstream_error(quota_error, None, lang) if quota_error else None
     message = None
     if original is not None:
         message = original["error"].get("message")

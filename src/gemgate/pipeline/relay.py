@@ -104,7 +104,7 @@ class Relay:
                 else:
                     body = await upstream.read()
                     upstream.release()
-                    if status != 200:  # from here on, what Google said is kept and shown
+                    if status >= 300:  # from here on, what Google said is kept and shown
                         body = scrub(body, lease.key.secret)
                     verdict = classify(status, body)
                     answer = Answer(status, response_headers(upstream), body, verdict=verdict)

@@ -57,7 +57,7 @@ def _reason(error: dict[str, Any]) -> str:
 
 
 def classify(status: int, body: bytes) -> Verdict:
-    if status == 200:
+    if 200 <= status < 300:
         return OK
     error = error_of(body)
     message = str(error.get("message", ""))
