@@ -36,6 +36,7 @@ def post(url: str, body: Any = None, *, key: str | None = "sim-free-key-1",
 # ---- the gateway, in-process, in front of a simulator ------------------------------------
 
 TOKEN = "gg-test-token-0001"
+UNLIMITED = {"rpm": 1_000_000, "tpm": 1_000_000_000, "rpd": 1_000_000_000}
 ADMIN = "gg-admin-key-0001"
 
 
@@ -75,6 +76,9 @@ def gateway_settings(upstream: str, projects: list[dict[str, Any]] | None = None
 
     projects = projects or [{"name": "sim-free", "keys": ["sim-free-key-1", "sim-free-key-2"]},
                             {"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+    # Tests about other things must not be paced by the free tier's real limits (10 RPM);
+    # the scheduling tests give their projects limits of their own.
+    projects = [{"limits": {"*": UNLIMITED}, **p} for p in projects]
     base: dict[str, Any] = {"upstream_url": upstream, "projects": projects,
                             "tenants": [{"name": "team", "token": TOKEN}], "admin_key": ADMIN,
                             "retry": {"attempts": 5, "base_delay_s": 0.01, "max_delay_s": 0.1}}

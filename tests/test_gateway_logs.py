@@ -60,11 +60,15 @@ def test_no_unmasked_key_in_a_full_run(tmp_path: Path) -> None:
     with started(["simulate", "--port", "0", "--config", str(sim_yaml)], sim_log, {}) as sim_url:
         requests.post(sim_url + "/_sim/projects/doomed/state", json={"state": "suspended"},
                       timeout=5).raise_for_status()
-        env = {"GEMINI_API_KEYS": f"live:{live},doomed:{suspended},ghost:{unknown}",
-               "GEMGATE_UPSTREAM_URL": sim_url, "GEMGATE_CLIENT_KEYS": TOKEN,
+        config = tmp_path / "gemgate.yaml"
+        config.write_text(yaml.safe_dump({"projects": [
+            {"name": name, "tier": "tier3", "keys": [key]}
+            for name, key in (("live", live), ("doomed", suspended), ("ghost", unknown))]}))
+        env = {"GEMGATE_UPSTREAM_URL": sim_url, "GEMGATE_CLIENT_KEYS": TOKEN,
                "GEMGATE_ADMIN_KEY": ADMIN, "GEMGATE_LOG_LEVEL": "DEBUG",
-               "GEMGATE_PROBE_INTERVAL_S": "0.2"}
-        with started(["serve", "--port", "0"], gateway_log, env) as url:
+               "GEMGATE_PROBE_INTERVAL_S": "0.2", "GEMINI_API_KEYS": ""}
+        with started(["serve", "--port", "0", "--config", str(config)], gateway_log,
+                     env) as url:
             bodies = _exercise(url, sim_url)
     everything = gateway_log.read_text() + "\n".join(bodies)
     for key in (live, suspended, unknown):

@@ -65,8 +65,9 @@ def test_all_projects_429_gives_client_429_with_retry_info() -> None:
     ])
     with run_simulator(config) as sim, run_gateway(
             sim.url, projects=[{"name": "a", "keys": ["a-key"]},
-                               {"name": "b", "keys": ["b-key"]}]) as gateway:
-        client = sdk(gateway.url, TOKEN)
+                               {"name": "b", "keys": ["b-key"]}], fallback={}) as gateway:
+        # With a 10 s deadline, room 30 s away cannot come in time: refused at once.
+        client = sdk(gateway.url, TOKEN, timeout=10_000)
         client.models.generate_content(model="gemini-2.5-flash", contents="1")
         client.models.generate_content(model="gemini-2.5-flash", contents="2")
         with pytest.raises(errors.ClientError) as caught:
@@ -124,7 +125,9 @@ def test_region_refusal_disables_the_project() -> None:
 
 
 def test_load_is_spread_across_keys_and_projects() -> None:
-    with run_simulator() as sim, run_gateway(sim.url) as gateway:
+    same_tier = [{"name": "sim-free", "keys": ["sim-free-key-1", "sim-free-key-2"]},
+                 {"name": "sim-paid", "keys": ["sim-paid-key-1"]}]
+    with run_simulator() as sim, run_gateway(sim.url, projects=same_tier) as gateway:
         for _ in range(30):
             assert _generate(gateway.url).status_code == 200
         by_key = {k: v["requests"] for k, v in sim.stats()["by_key"].items()}

@@ -13,6 +13,10 @@ from gemgate.edges.uploads import UploadEdge
 from gemgate.logs import access_log
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.relay import Relay
+from gemgate.pipeline.route import Router
+from gemgate.scheduling.limits import LimitBook
+from gemgate.scheduling.scheduler import Scheduler
+from gemgate.state.memory import MemoryRateState
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool
@@ -21,12 +25,26 @@ from gemgate.upstream.prober import Prober
 POOL = web.AppKey("pool", KeyPool)
 
 
+def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Scheduler | None:
+    plan = settings.scheduling
+    if not plan.enabled:
+        return None
+    state = MemoryRateState(plan.minute_s, plan.margin_s, plan.day_s)
+    return Scheduler(state, limits, pool, frozenset(plan.spill))
+
+
 def build_app(settings: Settings) -> web.Application:
     pool = KeyPool(settings.projects, settings.quota_cooldown_s)
+    limits = LimitBook({p.name: p.tier for p in settings.projects},
+                       {p.name: {m: lim.model_dump() for m, lim in p.limits.items()}
+                        for p in settings.projects})
     client = UpstreamClient(settings)
-    relay = Relay(pool, client, settings.retry)
+    router = Router(settings)
+    scheduler = _scheduler(settings, pool, limits)
+    relay = Relay(pool, client, settings.retry, scheduler, limits, router,
+                  settings.scheduling.fallback_after_s)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
-    gemini = GeminiEdge(Authenticator(settings.tenants), relay, ResourceOwners(),
+    gemini = GeminiEdge(Authenticator(settings.tenants), router, relay, ResourceOwners(),
                         settings.deadline_s, settings.log_requests)
 
     app = web.Application(client_max_size=settings.max_body_bytes,

@@ -20,6 +20,7 @@ from gemgate.secrets import mask_key
 
 GOOGLE_URL = "https://generativelanguage.googleapis.com"
 Tier = Literal["free", "tier1", "tier2", "tier3"]
+Priority = Literal["high", "normal", "low", "batch"]
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _QUOTES = "\"'`“”‘’"
 
@@ -50,6 +51,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LimitsConfig(_Strict):
+    """Overrides of the built-in limits for one model (or "*"): read yours in AI Studio."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+
+
 class ProjectConfig(_Strict):
     """A Google Cloud project: quota is per project, so keys are grouped by it."""
 
@@ -57,6 +66,7 @@ class ProjectConfig(_Strict):
     tier: Tier = "free"
     keys: list[str] = Field(min_length=1)
     proxy: str | None = None  # http://, https://, socks5:// — how this project reaches Google
+    limits: dict[str, LimitsConfig] = Field(default_factory=dict)  # model id or "*"
 
     @field_validator("keys")
     @classmethod
@@ -82,6 +92,9 @@ class ProjectConfig(_Strict):
 class TenantConfig(_Strict):
     name: str = Field(min_length=1)
     token: str = Field(min_length=8)
+    priority: Priority = "normal"  # when the request names none (x-gemgate-priority)
+    weight: float = Field(default=1.0, gt=0)  # share of contended quota against other tenants
+    fallback: bool = True  # may be answered by a fallback model
 
     @field_validator("token")
     @classmethod
@@ -93,6 +106,28 @@ class RetryConfig(_Strict):
     attempts: int = Field(default=5, ge=1, le=20)  # tries in all, the first included
     base_delay_s: float = Field(default=0.2, ge=0)
     max_delay_s: float = Field(default=4.0, ge=0)
+
+
+class SchedulingConfig(_Strict):
+    enabled: bool = True
+    minute_s: float = Field(default=60.0, gt=0)  # the length of Google's "minute" (tests shorten)
+    day_s: float | None = Field(default=None, gt=0)  # None: the day ends at midnight Pacific
+    margin_s: float = Field(default=0.5, ge=0)  # entries count this much longer than Google's
+    spill: list[Priority] = Field(default_factory=lambda: list[Priority](["high", "normal"]))
+    fallback_after_s: float = Field(default=1.0, ge=0)  # waiting for room before falling back
+
+
+class AutoConfig(_Strict):
+    """The models `model: auto` chooses between, by the request's score."""
+
+    light: str = "gemini-2.5-flash-lite"
+    standard: str = "gemini-2.5-flash"
+    heavy: str = "gemini-2.5-pro"
+
+
+def _default_fallbacks() -> dict[str, list[str]]:
+    return {"gemini-2.5-pro": ["gemini-2.5-flash", "gemini-2.5-flash-lite"],
+            "gemini-2.5-flash": ["gemini-2.5-flash-lite"]}
 
 
 class Settings(_Strict):
@@ -113,6 +148,10 @@ class Settings(_Strict):
     stream_idle_timeout_s: float = Field(default=120.0, gt=0)
     log_requests: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
+    fallback: dict[str, list[str]] = Field(default_factory=_default_fallbacks)
+    aliases: dict[str, str] = Field(default_factory=dict)  # e.g. {"fast": "gemini-2.5-flash-lite"}
+    auto: AutoConfig = Field(default_factory=AutoConfig)
 
     @field_validator("upstream_url")
     @classmethod

@@ -68,6 +68,16 @@ PROBLEMS = _table(
             "RetryInfo delay, or add keys from more Google Cloud projects.",
             "所有上游项目都在等待 Google 配额恢复。请在 RetryInfo 给出的时间后重试，或添加更多"
             " Google Cloud 项目的密钥。"),
+    Problem("NO_QUOTA_ROOM",
+            "gemgate held the request until its deadline, but no project had quota room for this "
+            "model (gemgate admits requests so Google's limits are never tripped). Retry after "
+            "RetryInfo's delay, raise the priority, allow fallback, or add projects.",
+            "gemgate 一直为该请求等待配额，直到时限用尽，但没有项目有该模型的配额余量"
+            "（gemgate 会控制请求节奏，避免触发 Google 的限额）。请在 RetryInfo 给出的时间后"
+            "重试、提高优先级、允许模型降级，或添加更多项目。"),
+    Problem("BAD_PRIORITY",
+            "x-gemgate-priority must be one of high, normal, low, batch.",
+            "x-gemgate-priority 只能是 high、normal、low 或 batch 之一。"),
     Problem("NO_HEALTHY_KEYS",
             "No upstream key is usable: all are disabled (see /admin/pool for each reason). Fix "
             "or replace the keys; disabled keys are re-checked and return by themselves.",

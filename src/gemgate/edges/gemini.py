@@ -15,6 +15,7 @@ from gemgate.pipeline import guard
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.relay import Answer, Relay
+from gemgate.pipeline.route import Router
 from gemgate.problems import language
 from gemgate.secrets import scrub
 from gemgate.upstream.affinity import ResourceOwners
@@ -26,7 +27,7 @@ from .replies import cooling_error, gateway_error, json_reply, new_request_id, u
 
 VERSIONS = "v1beta|v1|v1alpha"
 _REFUSALS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
-             "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413}
+             "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413, "BAD_PRIORITY": 400}
 
 
 def _query_without_key(query_string: str) -> str:
@@ -46,9 +47,9 @@ def _deadline_s(request: web.Request, default: float) -> float:
 
 
 class GeminiEdge:
-    def __init__(self, auth: Authenticator, relay: Relay, owners: ResourceOwners,
-                 deadline_s: float, log_requests: bool = True) -> None:
-        self.auth, self.relay, self.owners = auth, relay, owners
+    def __init__(self, auth: Authenticator, router: Router, relay: Relay,
+                 owners: ResourceOwners, deadline_s: float, log_requests: bool = True) -> None:
+        self.auth, self.router, self.relay, self.owners = auth, router, relay, owners
         self.deadline_s = deadline_s
         self.log_requests = log_requests
 
@@ -74,7 +75,7 @@ class GeminiEdge:
                 problem = "BODY_TOO_LARGE"
         if problem is None:
             guard.describe(call)
-            problem = guard.check_json(call)
+            problem = guard.check_json(call) or self.router.route(call, request)
         if problem is not None:
             return self.refuse(call, _REFUSALS[problem], problem)
         call.affinity = self.owners.owner_of(call)
@@ -97,22 +98,33 @@ class GeminiEdge:
             if call.action not in guard.MODEL_ACTIONS and call.attempts:
                 self.owners.remember(answer.body, call.attempts[-1].project)
             self.log(call, answer.status, None, answer.body)
-            headers = CIMultiDict(answer.headers)
-            headers["x-gemgate-request-id"] = call.request_id
-            return web.Response(status=answer.status, body=answer.body, headers=headers)
+            return web.Response(status=answer.status, body=answer.body,
+                                headers=self._headers(call, answer))
         return self._error_answer(call, answer)
 
+    @staticmethod
+    def _headers(call: Call, answer: Answer) -> CIMultiDict[str]:
+        """Google's headers, plus which request this was and which model answered, and why."""
+        headers = CIMultiDict(answer.headers)
+        headers["x-gemgate-request-id"] = call.request_id
+        if call.model:
+            headers["x-gemgate-model"] = call.model
+        if call.route_reason:
+            headers["x-gemgate-route"] = call.route_reason
+        return headers
+
     def _error_answer(self, call: Call, answer: Answer) -> web.Response:
-        problem = answer.gateway_problem or (answer.verdict.problem if answer.verdict else None)
+        problem = answer.problem
         payload = None
         if answer.body and answer.gateway_problem is None:
             payload = upstream_error(answer.body, problem, call.lang)
-        if payload is None and problem == "ALL_PROJECTS_COOLING":
-            payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error)
+        if payload is None and problem in ("ALL_PROJECTS_COOLING", "NO_QUOTA_ROOM"):
+            payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error,
+                                    problem)
         if payload is None:
             payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang)
         self.log(call, answer.status, problem)
-        extra = {}
+        extra = {"x-gemgate-model": call.model} if call.model else {}
         if answer.retry_after_s is not None:
             extra["Retry-After"] = str(max(1, int(answer.retry_after_s + 0.999)))
         return self._error(call, answer.status, payload, extra)
@@ -122,9 +134,7 @@ class GeminiEdge:
         the first byte ends the stream with an error event instead of a silent cut."""
         upstream, lease = answer.stream, answer.lease
         assert upstream is not None and lease is not None
-        headers = CIMultiDict(answer.headers)
-        headers["x-gemgate-request-id"] = call.request_id
-        response = web.StreamResponse(status=200, headers=headers)
+        response = web.StreamResponse(status=200, headers=self._headers(call, answer))
         verdict, status, tail = OK, 200, answer.first_chunk
         try:
             await response.prepare(request)
@@ -153,7 +163,7 @@ class GeminiEdge:
                 upstream.release()
             else:
                 upstream.close()
-            self.relay.pool.release(lease, verdict)
+            self.relay.finish_stream(answer, verdict, tail)
             self.log(call, status, verdict.problem, tail)
         return response
 
@@ -173,6 +183,8 @@ class GeminiEdge:
             "method": call.method,
             "route": f"/{call.version}/{call.path}",
             "model": call.model or None,
+            "model_asked": call.model_asked if call.model_asked != call.model else None,
+            "priority": call.priority,
             "stream": call.stream,
             "project": last.project if last else None,
             "key": last.masked_key if last else None,

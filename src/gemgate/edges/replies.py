@@ -20,6 +20,8 @@ JSON_TYPE = "application/json; charset=UTF-8"
 
 _OWN_MESSAGES = {
     "ALL_PROJECTS_COOLING": "All upstream projects are waiting out Google quota limits.",
+    "NO_QUOTA_ROOM": "No upstream project has quota room for this model before the deadline.",
+    "BAD_PRIORITY": "Unknown priority.",
     "NO_HEALTHY_KEYS": "No upstream key is available: every key is disabled.",
     "UPSTREAM_TIMEOUT": "Google did not answer before the request's deadline.",
     "UPSTREAM_UNREACHABLE": "gemgate could not reach Google.",
@@ -72,7 +74,8 @@ def upstream_error(body: bytes, problem: str | None, lang: str) -> dict[str, Any
     return data
 
 
-def cooling_error(lang: str, retry_after_s: float, quota_error: bytes) -> dict[str, Any]:
+def cooling_error(lang: str, retry_after_s: float, quota_error: bytes,
+                  problem: str = "ALL_PROJECTS_COOLING") -> dict[str, Any]:
     """429 RESOURCE_EXHAUSTED with RetryInfo for the soonest recovery, and the QuotaFailure
     from Google's last 429 so the client still sees which quota ran out."""
     details: list[dict[str, Any]] = []
@@ -86,4 +89,4 @@ def cooling_error(lang: str, retry_after_s: float, quota_error: bytes) -> dict[s
         details.append(help_links(("Gemini API rate limits",
                                    "https://ai.google.dev/gemini-api/docs/rate-limits")))
     details.append(retry_info(retry_after_s))
-    return gateway_error(429, "ALL_PROJECTS_COOLING", lang, message, details)
+    return gateway_error(429, problem, lang, message, details)

@@ -35,7 +35,8 @@ def _digest(token: str) -> bytes:
 
 class Authenticator:
     def __init__(self, tenants: list[TenantConfig]) -> None:
-        self._by_digest = {_digest(t.token): Tenant(t.name) for t in tenants}
+        self._by_digest = {_digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback)
+                           for t in tenants}
         # Tokens already proven valid, so the digest is paid once per token, not per request.
         # Only valid tokens enter, so guesses cannot fill it.
         self._known: dict[str, Tenant] = {}

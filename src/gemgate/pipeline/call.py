@@ -12,6 +12,9 @@ class Tenant:
     """Who is calling: for now a static client token from the configuration."""
 
     name: str
+    priority: str = "normal"
+    weight: float = 1.0
+    fallback: bool = True
 
 
 @dataclass(slots=True)
@@ -42,6 +45,15 @@ class Call:
     deadline: float = 0.0  # perf_counter time by which the answer must have started
     affinity: str | None = None  # the project that owns a referenced file/cache/batch
     parsed: Any = None
+    priority: str = "normal"
+    fallback: bool = True  # may a fallback model answer?
+    model_asked: str = ""  # the model (or alias, or "auto") the client named
+    route_reason: str | None = None  # why this model: for x-gemgate-route
+
+    def use_model(self, model: str) -> None:
+        """Points the call at another model (an alias's target, auto's choice, a fallback)."""
+        self.model = model
+        self.path = f"models/{model}:{self.action}" if self.action else f"models/{model}"
     attempts: list[Attempt] = field(default_factory=list)
 
     def remaining(self) -> float:

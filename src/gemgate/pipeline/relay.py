@@ -1,8 +1,11 @@
-"""The relay stage: pick a key, call Google, and retry or fail over until an answer is worth
-passing on or the deadline is spent.
+"""The relay stage: admit, pick a key, call Google, and retry, fail over or fall back until an
+answer is worth passing on or the deadline is spent.
 
-Retries happen only before the first byte reaches the client: a stream is returned with its
-first chunk already read, so an upstream that fails at once is retried like any other error.
+For each model of the call's chain (the model asked, then its fallbacks), every attempt first
+reserves room in a project's quota windows (the scheduler), then borrows a key of that project
+(the pool). Retries happen only before the first byte reaches the client: a stream is returned
+with its first chunk already read, so an upstream that fails at once is retried like any other
+error.
 """
 
 from __future__ import annotations
@@ -16,10 +19,23 @@ import aiohttp
 
 from gemgate.config import RetryConfig
 from gemgate.pipeline.call import Attempt, Call
+from gemgate.pipeline.route import Router
+from gemgate.scheduling.estimate import estimate_tokens
+from gemgate.scheduling.limits import LimitBook
+from gemgate.scheduling.scheduler import Ask, Grant, Refusal, Scheduler
 from gemgate.secrets import scrub
-from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify
+from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
+from gemgate.usage import find_usage
+
+# Calls that spend a model's quota, so go through admission.
+QUOTA_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "embedContent",
+                           "batchEmbedContents"})
+# Outcomes after which the next model of the chain may do better.
+_FALL_BACK_ON = frozenset({"MODEL_OVERLOADED", "QUOTA_EXHAUSTED", "NO_QUOTA_ROOM",
+                           "ALL_PROJECTS_COOLING"})
+_REFUSAL_STATUS = {"NO_QUOTA_ROOM": 429, "ALL_PROJECTS_COOLING": 429, "NO_HEALTHY_KEYS": 503}
 
 
 @dataclass(slots=True)
@@ -32,10 +48,15 @@ class Answer:
     stream: aiohttp.ClientResponse | None = None
     first_chunk: bytes = b""
     lease: Lease | None = None  # held until a stream ends, so in-flight counts stay true
+    grant: Grant | None = None  # the stream's quota reservation, settled when it ends
     verdict: Verdict | None = None  # why an upstream error is being passed on
-    gateway_problem: str | None = None  # gemgate's own refusal (all cooling, no keys, deadline)
+    gateway_problem: str | None = None  # gemgate's own refusal (no room, no keys, deadline)
     retry_after_s: float | None = None
     quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
+
+    @property
+    def problem(self) -> str | None:
+        return self.gateway_problem or (self.verdict.problem if self.verdict else None)
 
 
 _ERROR_STARTS = (b'data: {"error"', b'[{"error"', b'{"error"')
@@ -48,28 +69,87 @@ def response_headers(upstream: aiohttp.ClientResponse) -> list[tuple[str, str]]:
     return [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS]
 
 
+def _prompt_tokens(body: bytes) -> int | None:
+    usage = find_usage(body)
+    count = usage.get("promptTokenCount") if usage else None
+    return count if isinstance(count, int) else None
+
+
 class Relay:
-    def __init__(self, pool: KeyPool, client: UpstreamClient, retry: RetryConfig) -> None:
-        self.pool = pool
-        self.client = client
-        self.retry = retry
+    def __init__(self, pool: KeyPool, client: UpstreamClient, retry: RetryConfig,
+                 scheduler: Scheduler | None, limits: LimitBook, router: Router,
+                 fallback_after_s: float) -> None:
+        self.pool, self.client, self.retry = pool, client, retry
+        self.scheduler, self.limits, self.router = scheduler, limits, router
+        self.fallback_after_s = fallback_after_s
 
     async def forward(self, call: Call) -> Answer:
+        chain = self.router.chain(call)
+        answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
+        for index, model in enumerate(chain):
+            last_link = index == len(chain) - 1
+            if index:
+                call.use_model(model)
+            patience = call.remaining() if last_link else min(self.fallback_after_s,
+                                                              call.remaining())
+            answer = await self._through_model(call, patience)
+            if last_link or answer.problem not in _FALL_BACK_ON or call.remaining() <= 0:
+                return answer
+        return answer
+
+    async def _admit(self, call: Call, patience: float,
+                     excluded: set[str]) -> Grant | Refusal | None:
+        """A quota reservation for this attempt; None when the call spends no model quota."""
+        if self.scheduler is None or call.action not in QUOTA_ACTIONS:
+            return None
+        tenant = call.tenant
+        ask = Ask(call.model, estimate_tokens(call.parsed), call.priority,
+                  tenant.name if tenant else "anonymous", tenant.weight if tenant else 1.0,
+                  call.affinity, frozenset(excluded))
+        return await self.scheduler.admit(ask, patience)
+
+    async def _through_model(self, call: Call, patience: float) -> Answer:
         last: Answer | None = None
         quota_error = b""
-        for attempt in range(1, self.retry.attempts + 1):
-            lease = self.pool.acquire(only=call.affinity)
+        excluded: set[str] = set()  # projects found unusable during this call
+        attempt = 0
+        while attempt < self.retry.attempts:
+            grant = await self._admit(call, min(patience, call.remaining()), excluded)
+            if isinstance(grant, Refusal):
+                if grant.problem == "NO_HEALTHY_KEYS":
+                    return self._no_key(call, last, quota_error)
+                return Answer(_REFUSAL_STATUS[grant.problem], gateway_problem=grant.problem,
+                              retry_after_s=grant.retry_after_s, quota_error=quota_error)
+            only = grant.project if grant is not None else call.affinity
+            lease = self.pool.acquire(only=only, model=call.model)
             if lease is None:
+                if grant is not None:  # the project lost its last key meanwhile: try another
+                    self._settle(grant, None, counted=False)
+                    excluded.add(grant.project)
+                    continue
                 return self._no_key(call, last, quota_error)
             answer, verdict = await self._attempt(call, lease)
+            # Only transient failures spend the retry budget: a key fault or a 429 takes a key
+            # or project out of the running, so those retries are bounded by the pool's size.
+            if verdict.action == "none":
+                attempt += 1
+            self._learn(lease, call.model, verdict)
             if answer.stream is None:
-                self.pool.release(lease, verdict)
+                self.pool.release(lease, verdict, call.model)
+                if grant is not None:
+                    counted = verdict.problem not in ("QUOTA_EXHAUSTED", "UPSTREAM_UNREACHABLE")
+                    tokens = _prompt_tokens(answer.body) if verdict.ok else None
+                    self._settle(grant, tokens, counted)
+            else:
+                answer.grant = grant
             if verdict.ok or not verdict.retry:
                 return answer
             if verdict.problem == "QUOTA_EXHAUSTED":
                 quota_error = answer.body
-            last = answer
-            if attempt == self.retry.attempts or call.remaining() <= 0:
+            if last is None or verdict.action == "none" or last.verdict is None or \
+                    last.verdict.action != "none":
+                last = answer  # a transient error explains more than our own key's fault
+            if attempt >= self.retry.attempts or call.remaining() <= 0:
                 break
             if not verdict.elsewhere:
                 pause = self._backoff(attempt)
@@ -78,13 +158,29 @@ class Relay:
                 await asyncio.sleep(pause)
         return last if last is not None else Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
 
+    def _settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
+        if self.scheduler is not None:
+            self.scheduler.settle(grant, tokens, counted)
+
+    def _learn(self, lease: Lease, model: str, verdict: Verdict) -> None:
+        """A 429 that names its limit corrects the gateway's view of that limit."""
+        if verdict.violation:
+            self.limits.learn(lease.project.name, model, verdict.violation)
+
+    def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
+        """Returns a stream's key and settles its reservation with the usage it reported."""
+        if answer.lease is not None:
+            self.pool.release(answer.lease, verdict)
+        if answer.grant is not None:
+            self._settle(answer.grant, _prompt_tokens(tail), counted=True)
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so retrying clients do not move in step."""
         ceiling = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
 
     def _no_key(self, call: Call, last: Answer | None, quota_error: bytes) -> Answer:
-        soonest = self.pool.soonest_recovery()
+        soonest = self.pool.soonest_recovery(call.model)
         if soonest is not None:
             return Answer(429, gateway_problem="ALL_PROJECTS_COOLING", retry_after_s=soonest,
                           quota_error=quota_error)
@@ -152,7 +248,5 @@ def _error_json(raw: bytes) -> bytes:
 
 
 def _status_of(body: bytes) -> int:
-    from gemgate.upstream.classify import error_of
-
     code = error_of(body).get("code")
     return code if isinstance(code, int) and 400 <= code <= 599 else 0

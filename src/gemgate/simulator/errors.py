@@ -90,12 +90,12 @@ def quota_exhausted(exhausted: Exhausted) -> Answer:
     return 429, error_body(429, QUOTA_MESSAGE, "RESOURCE_EXHAUSTED", exhausted.details())
 
 
-def injected(code: int, retry_after_s: float = 30.0) -> Answer:
+def injected(code: int, retry_after_s: float = 30.0, model: str = "") -> Answer:
     """The server-side failures Google is known to return, by HTTP code."""
     if code == 429:
         exhausted = Exhausted("GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
                               "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                              0, retry_after_s, "unknown")
+                              0, retry_after_s, model)
         return quota_exhausted(exhausted)
     messages = {
         500: ("INTERNAL", "An internal error has occurred. Please retry or report in "

@@ -164,7 +164,7 @@ class GeminiSurface:
                 request.transport.abort()
             raise ConnectionResetError("simulated connection reset")
         if rule is not None:
-            answer = errors.injected(int(rule.kind), rule.retry_after_s)
+            answer = errors.injected(int(rule.kind), rule.retry_after_s, name)
             return self._answer(request, caller, name, method, answer)
         if method != "countTokens":
             exhausted = self.sim.quota.admit(caller.project, name, tokens, model.embedding)

@@ -30,6 +30,8 @@ class Verdict:
     elsewhere: bool = False  # retry at once on another key/project, without backoff
     cooldown_s: float | None = None  # for "cool_project": RetryInfo's delay when Google gave one
     reason: str = ""  # what Google said, for the pool's record and the admin view
+    quota_model: str | None = None  # the model a 429's QuotaFailure names (cooling is per model)
+    violation: dict[str, Any] | None = None  # that QuotaFailure violation, to learn the limit
 
     @property
     def ok(self) -> bool:
@@ -66,8 +68,13 @@ def classify(status: int, body: bytes) -> Verdict:
     if status == 429:
         retry_info = find_detail(error, "RetryInfo")
         delay = parse_duration(str(retry_info.get("retryDelay", ""))) if retry_info else None
+        failure = find_detail(error, "QuotaFailure")
+        violations = (failure or {}).get("violations") or [{}]
+        violation = violations[0] if isinstance(violations[0], dict) else {}
+        model = (violation.get("quotaDimensions") or {}).get("model")
         return Verdict("QUOTA_EXHAUSTED", "cool_project", retry=True, elsewhere=True,
-                       cooldown_s=delay, reason=said)
+                       cooldown_s=delay, reason=said, quota_model=model or None,
+                       violation=violation or None)
     if reason == "API_KEY_INVALID" or status == 401:
         return Verdict("API_KEY_INVALID", "disable_key", True, True, reason=said)
     if reason == "SERVICE_DISABLED":

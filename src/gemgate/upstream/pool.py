@@ -48,7 +48,9 @@ class ProjectState:
     tier: str
     proxy: str | None
     keys: list[KeyState] = field(default_factory=list)
-    cooling_until: float = 0.0  # monotonic time
+    # Monotonic time until which a model (or "*", every model) is cooling after a 429: Google's
+    # quotas are per project and model.
+    cooling: dict[str, float] = field(default_factory=dict)
     cooling_reason: str | None = None
     disabled_reason: str | None = None
     disabled_problem: str | None = None
@@ -56,14 +58,21 @@ class ProjectState:
     in_flight: int = 0
     last_used: float = 0.0
 
-    def cooling(self, now: float) -> bool:
-        return self.cooling_until > now
+    def cooling_until(self, model: str = "") -> float:
+        whole = self.cooling.get("*", 0.0)
+        return max(whole, self.cooling.get(model, 0.0)) if model else whole
+
+    def is_cooling(self, model: str, now: float) -> bool:
+        return self.cooling_until(model) > now
+
+    def usable(self) -> bool:
+        return self.disabled_reason is None and any(k.disabled_reason is None for k in self.keys)
 
     def view(self, now: float) -> dict[str, Any]:
-        state = ("disabled" if self.disabled_reason else "cooling" if self.cooling(now)
-                 else "active")
+        cooling = {m: round(t - now, 3) for m, t in self.cooling.items() if t > now}
+        state = "disabled" if self.disabled_reason else "cooling" if cooling else "active"
         return {"project": self.name, "tier": self.tier, "state": state,
-                "cooling_for_s": round(max(0.0, self.cooling_until - now), 3),
+                "cooling_for_s": max(cooling.values(), default=0.0), "cooling": cooling,
                 "cooling_reason": self.cooling_reason, "reason": self.disabled_reason,
                 "problem": self.disabled_problem, "in_flight": self.in_flight,
                 "proxy": "configured" if self.proxy else None,
@@ -94,13 +103,18 @@ class KeyPool:
     def project(self, name: str) -> ProjectState | None:
         return self._by_name.get(name)
 
-    def acquire(self, avoid: set[str] | None = None, only: str | None = None) -> Lease | None:
-        """The best key now: healthy, in a project that is not cooling and not in `avoid`."""
+    def usable(self) -> list[ProjectState]:
+        return [p for p in self.projects if p.usable()]
+
+    def acquire(self, avoid: set[str] | None = None, only: str | None = None,
+                model: str = "") -> Lease | None:
+        """The best key now: healthy, in a project not cooling for `model` and not in `avoid`."""
         now = time.monotonic()
         best: KeyState | None = None
         best_rank: tuple[int, float, int, float] = (0, 0.0, 0, 0.0)
         for project in self.projects:
-            if (project.disabled_reason or project.cooling(now) or (avoid and project.name in avoid)
+            if (project.disabled_reason or project.is_cooling(model, now)
+                    or (avoid and project.name in avoid)
                     or (only is not None and project.name != only)):
                 continue
             for key in project.keys:
@@ -117,8 +131,9 @@ class KeyPool:
         best.last_used = best.project.last_used = now
         return Lease(best)
 
-    def release(self, lease: Lease, verdict: Verdict) -> None:
-        """Returns the key and acts on what its attempt revealed."""
+    def release(self, lease: Lease, verdict: Verdict, model: str = "") -> None:
+        """Returns the key and acts on what its attempt revealed. A 429 cools the project for
+        the model that was asked for (quotas are per model), or for every model when unknown."""
         key, project = lease.key, lease.project
         key.in_flight -= 1
         project.in_flight -= 1
@@ -127,7 +142,8 @@ class KeyPool:
             return
         key.failures += 1
         if verdict.action == "cool_project":
-            self.cool(project, verdict.cooldown_s or self.default_cooldown_s, verdict.reason)
+            self.cool(project, verdict.cooldown_s or self.default_cooldown_s, verdict.reason,
+                      model or verdict.quota_model or "*")
         elif verdict.action == "disable_key":
             key.disabled_reason, key.disabled_problem = verdict.reason, verdict.problem
             key.disabled_at = time.time()
@@ -135,10 +151,12 @@ class KeyPool:
             project.disabled_reason, project.disabled_problem = verdict.reason, verdict.problem
             project.disabled_at = time.time()
 
-    def cool(self, project: ProjectState, seconds: float, reason: str) -> None:
+    def cool(self, project: ProjectState, seconds: float, reason: str,
+             model: str = "*") -> None:
         until = time.monotonic() + seconds
-        if until > project.cooling_until:
-            project.cooling_until, project.cooling_reason = until, reason
+        if until > project.cooling.get(model, 0.0):
+            project.cooling[model] = until
+            project.cooling_reason = reason
 
     def enable(self, key: KeyState) -> None:
         key.disabled_reason = key.disabled_problem = None
@@ -157,11 +175,10 @@ class KeyPool:
                 found += [k for k in project.keys if k.disabled_reason]
         return found
 
-    def soonest_recovery(self) -> float | None:
+    def soonest_recovery(self, model: str = "") -> float | None:
         """Seconds until a cooling project with a usable key comes back; None if none will."""
         now = time.monotonic()
-        waits = [p.cooling_until - now for p in self.projects
-                 if not p.disabled_reason and any(k.disabled_reason is None for k in p.keys)]
+        waits = [p.cooling_until(model) - now for p in self.projects if p.usable()]
         return max(0.0, min(waits)) if waits else None
 
     def view(self) -> list[dict[str, Any]]:

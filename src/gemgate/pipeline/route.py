@@ -1,0 +1,50 @@
+"""The route stage: aliases and `model: auto` become a real model, and the request's priority
+and fallback rights are settled."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gemgate.config import Settings
+from gemgate.pipeline import auto
+from gemgate.pipeline.call import Call
+from gemgate.scheduling.scheduler import PRIORITIES
+
+_OFF = {"off", "none", "false", "0", "no"}
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.aliases = settings.aliases
+        self.auto = settings.auto
+        self.fallbacks = settings.fallback
+
+    def route(self, call: Call, request: web.Request) -> str | None:
+        """Settles model, priority and fallback; the id of a problem when the request is bad."""
+        asked = request.headers.get("x-gemgate-priority")
+        if asked is not None:
+            if asked.strip().lower() not in PRIORITIES:
+                return "BAD_PRIORITY"
+            call.priority = asked.strip().lower()
+        elif call.tenant is not None:
+            call.priority = call.tenant.priority
+        tenant_allows = call.tenant.fallback if call.tenant is not None else True
+        header = request.headers.get("x-gemgate-fallback", "").strip().lower()
+        call.fallback = tenant_allows and header not in _OFF
+        call.model_asked = call.model
+        if not call.model:
+            return None
+        if call.model in self.aliases:
+            target = self.aliases[call.model]
+            call.route_reason = f"alias: {call.model} → {target}"
+            call.use_model(target)
+        elif call.model == "auto" and isinstance(call.parsed, dict):
+            model, call.route_reason = auto.choose(call.parsed, self.auto)
+            call.use_model(model)
+        return None
+
+    def chain(self, call: Call) -> list[str]:
+        """The model and, when allowed, the models to fall back to, in order."""
+        if not call.fallback or call.action not in ("generateContent", "streamGenerateContent"):
+            return [call.model]
+        return [call.model, *[m for m in self.fallbacks.get(call.model, []) if m != call.model]]

@@ -1,0 +1,123 @@
+"""Google's rate limits per project and model: built-in defaults per tier, config overrides, and
+corrections learnt from the QuotaFailure of a real 429.
+
+Google no longer publishes fixed tables; it shows each project's active limits in AI Studio
+(https://aistudio.google.com → your project → Rate limits). The defaults below are the last
+published values (ai.google.dev/gemini-api/docs/rate-limits, mid-2025, tiers 2 and 3 as printed
+then); free-tier numbers were reported cut by 50–80% in December 2025, so set your own in
+`projects[].limits` when you know them. A 429 naming a limit corrects it at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # input tokens per minute
+    rpd: int | None = None  # requests per day (Pacific)
+
+
+_K, _M = 1_000, 1_000_000
+# tier → model family → (RPM, TPM, RPD); None where the table printed no limit.
+_TABLE: dict[str, dict[str, tuple[int | None, int | None, int | None]]] = {
+    "free": {
+        "gemini-2.5-pro": (5, 250 * _K, 100),
+        "gemini-2.5-flash-lite": (15, 250 * _K, 1000),
+        "gemini-2.5-flash": (10, 250 * _K, 250),
+        "gemini-2.0-flash-lite": (30, 1 * _M, 200),
+        "gemini-2.0-flash": (15, 1 * _M, 200),
+        "embedding": (100, 30 * _K, 1000),
+        "*": (5, 250 * _K, 100),
+    },
+    "tier1": {
+        "gemini-2.5-pro": (150, 2 * _M, 10 * _K),
+        "gemini-2.5-flash-lite": (4000, 4 * _M, None),
+        "gemini-2.5-flash": (1000, 1 * _M, 10 * _K),
+        "gemini-2.0-flash-lite": (4000, 4 * _M, None),
+        "gemini-2.0-flash": (2000, 4 * _M, None),
+        "embedding": (3000, 1 * _M, None),
+        "*": (150, 1 * _M, 10 * _K),
+    },
+    "tier2": {
+        "gemini-2.5-pro": (1000, 5 * _M, 50 * _K),
+        "gemini-2.5-flash-lite": (10 * _K, 10 * _M, None),
+        "gemini-2.5-flash": (2000, 3 * _M, 100 * _K),
+        "gemini-2.0-flash-lite": (20 * _K, 10 * _M, None),
+        "gemini-2.0-flash": (10 * _K, 10 * _M, None),
+        "embedding": (5000, 5 * _M, None),
+        "*": (1000, 3 * _M, 50 * _K),
+    },
+    "tier3": {
+        "gemini-2.5-pro": (2000, 8 * _M, None),
+        "gemini-2.5-flash-lite": (30 * _K, 30 * _M, None),
+        "gemini-2.5-flash": (10 * _K, 8 * _M, None),
+        "gemini-2.0-flash-lite": (30 * _K, 30 * _M, None),
+        "gemini-2.0-flash": (30 * _K, 30 * _M, None),
+        "embedding": (10 * _K, 10 * _M, None),
+        "*": (2000, 8 * _M, None),
+    },
+}
+
+
+def _family(model: str) -> str:
+    """The table row for a model id: exact family by longest prefix, embeddings together."""
+    if "embedding" in model:
+        return "embedding"
+    for family in sorted((f for f in _TABLE["free"] if f != "*"), key=len, reverse=True):
+        if model.startswith(family):
+            return family
+    return "*"
+
+
+def builtin(tier: str, model: str) -> Limits:
+    row = _TABLE.get(tier, _TABLE["free"])
+    rpm, tpm, rpd = row.get(_family(model), row["*"])
+    return Limits(rpm, tpm, rpd)
+
+
+class LimitBook:
+    """The limits in force for each (project, model): config over built-in, corrected by 429s."""
+
+    def __init__(self, tiers: dict[str, str],
+                 overrides: dict[str, dict[str, dict[str, int | None]]]) -> None:
+        self._tiers = tiers
+        self._overrides = overrides
+        self._learnt: dict[tuple[str, str], Limits] = {}
+
+    def of(self, project: str, model: str) -> Limits:
+        learnt = self._learnt.get((project, model))
+        if learnt is not None:
+            return learnt
+        limits = builtin(self._tiers.get(project, "free"), model)
+        configured = self._overrides.get(project, {})
+        for source in (configured.get("*"), configured.get(model)):
+            if source:
+                limits = replace(limits, **{k: v for k, v in source.items() if k in
+                                            ("rpm", "tpm", "rpd")})
+        return limits
+
+    def learn(self, project: str, model: str, violation: dict[str, Any]) -> Limits | None:
+        """Takes the limit a QuotaFailure violation names as the truth for this project."""
+        quota_id = str(violation.get("quotaId", ""))
+        try:
+            value = int(str(violation.get("quotaValue", "")))
+        except ValueError:
+            return None
+        if value <= 0:
+            return None
+        model = str((violation.get("quotaDimensions") or {}).get("model") or model)
+        if "PerDay" in quota_id:
+            field = "rpd"
+        elif "Token" in quota_id:
+            field = "tpm"
+        elif "PerMinute" in quota_id:
+            field = "rpm"
+        else:
+            return None
+        limits = replace(self.of(project, model), **{field: value})
+        self._learnt[(project, model)] = limits
+        return limits

@@ -1,0 +1,182 @@
+"""Admission: before an attempt goes upstream, reserve room in a project's windows for its model.
+
+Projects are tried cheapest first (free before paid); classes that may not spill into paid quota
+wait for free quota. When no project has room the request waits in a queue, served in priority
+order (high, normal, low, batch) and, within a class, fairly between tenants by weight, until
+room appears or its patience runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from gemgate.scheduling.limits import LimitBook
+from gemgate.state import RateState, Reservation
+from gemgate.upstream.pool import KeyPool, ProjectState
+
+PRIORITIES = {"high": 0, "normal": 1, "low": 2, "batch": 3}
+_TIER_COST = {"free": 0, "tier1": 1, "tier2": 2, "tier3": 3}
+
+
+@dataclass(slots=True)
+class Grant:
+    project: str
+    reservation: Reservation
+
+
+@dataclass(slots=True)
+class Refusal:
+    problem: str  # NO_QUOTA_ROOM, ALL_PROJECTS_COOLING or NO_HEALTHY_KEYS
+    retry_after_s: float | None = None
+
+
+@dataclass(slots=True)
+class Ask:
+    """What admission needs to know about one attempt."""
+
+    model: str
+    tokens: int
+    priority: str = "normal"
+    tenant: str = "anonymous"
+    weight: float = 1.0
+    only: str | None = None  # a project that owns a referenced resource
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class _Waiter:
+    ask: Ask
+    rank: int
+    seq: int
+    future: asyncio.Future[Grant | Refusal]
+    estimate: float = 0.0
+
+
+@dataclass(slots=True)
+class _Queue:
+    waiters: list[_Waiter] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+class Scheduler:
+    def __init__(self, state: RateState, limits: LimitBook, pool: KeyPool,
+                 spill: frozenset[str] = frozenset({"high", "normal"})) -> None:
+        self.state, self.limits, self.pool, self.spill = state, limits, pool, spill
+        self._queues: dict[str, _Queue] = {}
+        self._virtual: dict[str, float] = {}  # per tenant: service received, over weight
+        self._seq = itertools.count()
+
+    # ---- the decision ---------------------------------------------------------------------
+
+    def _candidates(self, ask: Ask) -> list[ProjectState]:
+        projects = [p for p in self.pool.usable() if p.name not in ask.exclude
+                    and (ask.only is None or p.name == ask.only)]
+        if ask.priority not in self.spill and any(p.tier == "free" for p in projects):
+            projects = [p for p in projects if p.tier == "free"]
+        # Cheapest first; among equals, the least busy and least recently used (as the pool
+        # would choose), so load spreads over projects of one tier.
+        return sorted(projects, key=lambda p: (_TIER_COST.get(p.tier, 9), p.in_flight,
+                                               p.last_used))
+
+    def try_now(self, ask: Ask) -> tuple[Grant | Refusal | None, float]:
+        """A grant if some project has room now; a refusal if none ever will; else None and
+        the seconds until the soonest room."""
+        candidates = self._candidates(ask)
+        if not candidates:
+            return Refusal("NO_HEALTHY_KEYS"), 0.0
+        now = time.monotonic()
+        soonest = float("inf")
+        for project in candidates:
+            cooling = project.cooling_until(ask.model) - now
+            if cooling > 0:
+                soonest = min(soonest, cooling)
+                continue
+            limits = self.limits.of(project.name, ask.model)
+            reservation, wait = self.state.try_reserve(project.name, ask.model, ask.tokens,
+                                                       limits)
+            if reservation is not None:
+                return Grant(project.name, reservation), 0.0
+            soonest = min(soonest, wait)
+        return None, soonest
+
+    async def admit(self, ask: Ask, patience: float) -> Grant | Refusal:
+        queue = self._queues.get(ask.model)
+        if queue is None or not queue.waiters:  # nobody ahead: no need to queue
+            decided, soonest = self.try_now(ask)
+            if decided is not None:
+                return decided
+            if soonest > patience:
+                return self._refusal(ask, soonest)
+        return await self._wait(ask, patience)
+
+    def _refusal(self, ask: Ask, soonest: float) -> Refusal:
+        cooling_only = all(p.cooling_until(ask.model) > time.monotonic()
+                           for p in self._candidates(ask))
+        return Refusal("ALL_PROJECTS_COOLING" if cooling_only else "NO_QUOTA_ROOM", soonest)
+
+    # ---- the queue ------------------------------------------------------------------------
+
+    async def _wait(self, ask: Ask, patience: float) -> Grant | Refusal:
+        queue = self._queues.setdefault(ask.model, _Queue())
+        if ask.tenant not in self._virtual:  # newcomers start level with the least served
+            self._virtual[ask.tenant] = min(
+                (self._virtual.get(w.ask.tenant, 0.0) for w in queue.waiters), default=0.0)
+        future: asyncio.Future[Grant | Refusal] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(ask, PRIORITIES.get(ask.priority, 1), next(self._seq), future)
+        queue.waiters.append(waiter)
+        self.pump(ask.model)
+        if not future.done():
+            await asyncio.wait({future}, timeout=max(0.0, patience))
+        if future.done():
+            return future.result()
+        future.cancel()
+        if waiter in queue.waiters:
+            queue.waiters.remove(waiter)
+        return self._refusal(ask, waiter.estimate)
+
+    def pump(self, model: str) -> None:
+        """Serves waiting requests in order while there is room; sets a timer for the rest."""
+        queue = self._queues.get(model)
+        if queue is None:
+            return
+        if queue.timer is not None:
+            queue.timer.cancel()
+            queue.timer = None
+        order = sorted(queue.waiters, key=lambda w: (w.rank, self._virtual.get(w.ask.tenant, 0.0),
+                                                     w.seq))
+        soonest = float("inf")
+        for waiter in order:
+            if waiter.future.done():
+                queue.waiters.remove(waiter)
+                continue
+            decided, wait = self.try_now(waiter.ask)
+            if decided is None:
+                waiter.estimate = wait
+                soonest = min(soonest, wait)
+                continue
+            queue.waiters.remove(waiter)
+            if isinstance(decided, Grant):
+                self._virtual[waiter.ask.tenant] = (self._virtual.get(waiter.ask.tenant, 0.0)
+                                                    + 1.0 / max(waiter.ask.weight, 0.01))
+            waiter.future.set_result(decided)
+        if queue.waiters and soonest < float("inf"):
+            queue.timer = asyncio.get_running_loop().call_later(soonest + 0.001, self.pump,
+                                                               model)
+
+    # ---- after the attempt ----------------------------------------------------------------
+
+    def settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
+        """Real usage replaces the estimate; an attempt Google never counted gives room back."""
+        if not counted:
+            self.state.cancel(grant.reservation)
+        elif tokens is not None and tokens != grant.reservation.tokens:
+            self.state.settle(grant.reservation, tokens)
+        else:
+            return
+        self.pump(grant.reservation.model)
+
+    def waiting(self) -> dict[str, int]:
+        return {model: len(q.waiters) for model, q in self._queues.items() if q.waiters}
