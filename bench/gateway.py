@@ -19,17 +19,25 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
+import yaml
 
 from bench.loadgen import SMALL_GENERATE, free_port, process, run_wrk, wait_ready
 
 TOKEN = "gg-bench-token-0001"
-KEYS = "sim-free:sim-free-key-1,sim-free:sim-free-key-2,sim-paid:sim-paid-key-1"
+# Limits far above what one machine can send: the limiter does all its work but never makes a
+# request wait, so what is measured is its cost, not its pacing.
+_ROOMY = {"*": {"rpm": 10_000_000, "tpm": 10_000_000_000, "rpd": 10_000_000_000}}
+PROJECTS = [{"name": "sim-free", "tier": "free", "keys": ["sim-free-key-1", "sim-free-key-2"],
+             "limits": _ROOMY},
+            {"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"], "limits": _ROOMY}]
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 
@@ -50,15 +58,21 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def running(sim_args: list[str] | None = None) -> Iterator[tuple[Setup, float]]:
+def running(sim_args: list[str] | None = None,
+            scheduling: bool = True) -> Iterator[tuple[Setup, float]]:
     """Simulator and gateway as separate processes; yields the setup and the gateway's time
     from launch to its first /healthz 200."""
     sim_port, gw_port = free_port(), free_port()
-    env = {"GEMINI_API_KEYS": KEYS, "GEMGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
+    folder = Path(tempfile.mkdtemp(prefix="gemgate-bench-"))
+    config = folder / "gemgate.yaml"
+    config.write_text(yaml.safe_dump({"projects": PROJECTS,
+                                      "scheduling": {"enabled": scheduling}}))
+    env = {"GEMINI_API_KEYS": "", "GEMGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
            "GEMGATE_CLIENT_KEYS": TOKEN, "GEMGATE_LOG_LEVEL": "WARNING"}
     with process(["simulate", "--port", str(sim_port), *(sim_args or [])]):
         wait_ready(f"http://127.0.0.1:{sim_port}/_sim/stats")
-        with process(["serve", "--port", str(gw_port)], env=env) as gateway:
+        with process(["serve", "--port", str(gw_port), "--config", str(config)],
+                     env=env) as gateway:
             ready = wait_ready(f"http://127.0.0.1:{gw_port}/healthz")  # timed from launch
             yield Setup(f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}",
                         gateway.pid), ready
@@ -192,6 +206,16 @@ def main() -> int:
         print(f"   RSS at start {started_rss:.1f} MB, idle after warm-up {idle_rss:.1f} MB; after "
               f"~{requests_done:,} more requests {after_rss:.1f} MB "
               f"({(after_rss / idle_rss - 1):+.0%})   (target ≤ 80 MB, flat ±10%)")
+
+    with running(scheduling=False) as (setup, _):
+        url = setup.gateway + GENERATE
+        run_wrk(url, TOKEN, seconds=1)
+        unlimited = run_wrk(url, TOKEN, seconds=seconds)
+        print("\n6. the limiter's cost: the same load with admission switched off")
+        print(unlimited.line("gemgate, scheduling off"))
+        print(f"   with the limiter on: {through.requests_per_second:,.0f} req/s "
+              f"({through.requests_per_second / unlimited.requests_per_second - 1:+.1%}); "
+              f"p50 {through.p50_ms - unlimited.p50_ms:+.2f} ms")
 
     with running(["--ttfb-ms", "50", "--chunk-delay-ms", "20"]) as (setup, _):
         count = 5 if args.smoke else 40

@@ -77,4 +77,4 @@ def choose(body: dict[str, Any], models: AutoConfig) -> tuple[str, str]:
     score = sum(p for p, _ in points)
     model = models.light if score <= 1 else models.standard if score <= 4 else models.heavy
     why = "; ".join(reason for _, reason in points) or "short, plain request"
-    return model, f"auto: score {score} → {model} ({why})"
+    return model, f"auto: score {score} -> {model} ({why})"  # HTTP headers are ASCII

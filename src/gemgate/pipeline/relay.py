@@ -129,9 +129,10 @@ class Relay:
                     continue
                 return self._no_key(call, last, quota_error)
             answer, verdict = await self._attempt(call, lease)
-            # Only transient failures spend the retry budget: a key fault or a 429 takes a key
-            # or project out of the running, so those retries are bounded by the pool's size.
-            if verdict.action == "none":
+            # A key's own fault does not spend the retry budget: it takes the key out of the
+            # running, so those retries are bounded by the pool's size. Everything else does,
+            # 429s included, so a limit gemgate cannot learn is not retried until the deadline.
+            if verdict.action not in ("disable_key", "disable_project"):
                 attempt += 1
             self._learn(lease, call.model, verdict)
             if answer.stream is None:
@@ -146,9 +147,9 @@ class Relay:
                 return answer
             if verdict.problem == "QUOTA_EXHAUSTED":
                 quota_error = answer.body
-            if last is None or verdict.action == "none" or last.verdict is None or \
-                    last.verdict.action != "none":
-                last = answer  # a transient error explains more than our own key's fault
+            if last is None or not _own_fault(verdict) or last.verdict is None or \
+                    _own_fault(last.verdict):
+                last = answer  # Google's answer about the request explains more than our key's
             if attempt >= self.retry.attempts or call.remaining() <= 0:
                 break
             if not verdict.elsewhere:
@@ -235,6 +236,10 @@ class Relay:
         answer = Answer(200, response_headers(upstream), stream=upstream, first_chunk=first,
                         lease=lease)
         return answer, classify(200, b"")
+
+
+def _own_fault(verdict: Verdict) -> bool:
+    return verdict.action in ("disable_key", "disable_project")
 
 
 def _error_json(raw: bytes) -> bytes:

@@ -36,7 +36,7 @@ class Router:
             return None
         if call.model in self.aliases:
             target = self.aliases[call.model]
-            call.route_reason = f"alias: {call.model} → {target}"
+            call.route_reason = f"alias: {call.model} -> {target}"
             call.use_model(target)
         elif call.model == "auto" and isinstance(call.parsed, dict):
             model, call.route_reason = auto.choose(call.parsed, self.auto)

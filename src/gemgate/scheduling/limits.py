@@ -63,14 +63,14 @@ _TABLE: dict[str, dict[str, tuple[int | None, int | None, int | None]]] = {
 }
 
 
+_FAMILIES = sorted((f for f in _TABLE["free"] if f != "*"), key=len, reverse=True)
+
+
 def _family(model: str) -> str:
     """The table row for a model id: exact family by longest prefix, embeddings together."""
     if "embedding" in model:
         return "embedding"
-    for family in sorted((f for f in _TABLE["free"] if f != "*"), key=len, reverse=True):
-        if model.startswith(family):
-            return family
-    return "*"
+    return next((family for family in _FAMILIES if model.startswith(family)), "*")
 
 
 def builtin(tier: str, model: str) -> Limits:
@@ -87,8 +87,15 @@ class LimitBook:
         self._tiers = tiers
         self._overrides = overrides
         self._learnt: dict[tuple[str, str], Limits] = {}
+        self._known: dict[tuple[str, str], Limits] = {}  # asked on every admission: kept
 
     def of(self, project: str, model: str) -> Limits:
+        known = self._known.get((project, model))
+        if known is None:
+            known = self._known[(project, model)] = self._resolve(project, model)
+        return known
+
+    def _resolve(self, project: str, model: str) -> Limits:
         learnt = self._learnt.get((project, model))
         if learnt is not None:
             return learnt
@@ -119,5 +126,5 @@ class LimitBook:
         else:
             return None
         limits = replace(self.of(project, model), **{field: value})
-        self._learnt[(project, model)] = limits
+        self._learnt[(project, model)] = self._known[(project, model)] = limits
         return limits

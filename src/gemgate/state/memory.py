@@ -13,59 +13,82 @@ from gemgate.state import Reservation
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
+class _Windows:
+    """The three windows of one project and model, found with one lookup per admission."""
+
+    __slots__ = ("day", "day_name", "minute_requests", "minute_tokens")
+
+    def __init__(self, minute_s: float, margin_s: float) -> None:
+        self.minute_requests = SlidingWindow(minute_s, margin_s)
+        self.minute_tokens = SlidingWindow(minute_s, margin_s)
+        self.day: SlidingWindow | None = None
+        self.day_name = ""
+
+
 class MemoryRateState:
     def __init__(self, minute_s: float = 60.0, margin_s: float = 0.5,
                  day_s: float | None = None) -> None:
         self.minute_s, self.margin_s, self.day_s = minute_s, margin_s, day_s
-        self._windows: dict[tuple[str, str, str], SlidingWindow] = {}
+        self._books: dict[tuple[str, str], _Windows] = {}
+        self._day_name, self._midnight = "", 0.0  # the Pacific day, and when it ends (monotonic)
 
-    def _window(self, project: str, model: str, kind: str, length: float) -> SlidingWindow:
-        key = (project, model, kind)
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = SlidingWindow(length, self.margin_s)
-        return window
-
-    def _day(self) -> tuple[str, float, float]:
-        """The day window's name and length, and for Google's real day the seconds left in it
-        (requests per day reset at midnight Pacific time)."""
+    def _today(self, now: float) -> tuple[str, float]:
+        """The day's name and the seconds left in it. Google's requests-per-day reset at
+        midnight Pacific; with `day_s` set (tests), a day is a sliding window of that length."""
         if self.day_s is not None:
-            return "rpd", self.day_s, 0.0
-        now = datetime.now(_PACIFIC)
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return f"rpd:{now.date()}", float("inf"), (midnight - now).total_seconds()
+            return "day", 0.0
+        if now >= self._midnight:  # time zones are slow to compute: once a day is enough
+            local = datetime.now(_PACIFIC)
+            midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                           microsecond=0)
+            self._day_name = str(local.date())
+            self._midnight = now + (midnight - local).total_seconds()
+        return self._day_name, self._midnight - now
+
+    def _day_window(self, book: _Windows, now: float) -> tuple[SlidingWindow, float]:
+        name, left = self._today(now)
+        if book.day is None or book.day_name != name:  # a new day starts empty
+            length = self.day_s if self.day_s is not None else float("inf")
+            book.day, book.day_name = SlidingWindow(length, self.margin_s), name
+        return book.day, left
 
     def try_reserve(self, project: str, model: str, tokens: int,
                     limits: Limits) -> tuple[Reservation | None, float]:
+        book = self._books.get((project, model))
+        if book is None:
+            book = self._books[(project, model)] = _Windows(self.minute_s, self.margin_s)
         now = time.monotonic()
-        checks: list[tuple[str, int, int, float]] = []
+        wait = 0.0
         if limits.rpm:
-            checks.append(("rpm", limits.rpm, 1, self.minute_s))
+            wait = book.minute_requests.wait(now, 1, limits.rpm)
         if limits.tpm:
-            checks.append(("tpm", limits.tpm, tokens, self.minute_s))
+            wait = max(wait, book.minute_tokens.wait(now, tokens, limits.tpm))
+        day: SlidingWindow | None = None
         if limits.rpd:
-            day, length, left = self._day()
-            checks.append((day, limits.rpd, 1, length))
-        longest = 0.0
-        for kind, limit, amount, length in checks:
-            wait = self._window(project, model, kind, length).wait(now, amount, limit)
-            if wait > 0 and kind.startswith("rpd") and self.day_s is None:
-                wait = left
-            longest = max(longest, wait)
-        if longest > 0:
-            return None, longest
+            day, left = self._day_window(book, now)
+            day_wait = day.wait(now, 1, limits.rpd)
+            if day_wait > 0:
+                wait = max(wait, left if self.day_s is None else day_wait)
+        if wait > 0:
+            return None, wait
         reservation = Reservation(project, model, tokens)
-        for kind, _, amount, length in checks:
-            window = self._window(project, model, kind, length)
-            reservation.handles.append((kind, window, window.add(now, amount)))
+        handles = reservation.handles  # (window, bucket, amount counted, counts tokens)
+        if limits.rpm:
+            handles.append((book.minute_requests, book.minute_requests.add(now, 1), 1, False))
+        if limits.tpm:
+            handles.append((book.minute_tokens, book.minute_tokens.add(now, tokens), tokens,
+                            True))
+        if day is not None:
+            handles.append((day, day.add(now, 1), 1, False))
         return reservation, 0.0
 
     def settle(self, reservation: Reservation, tokens: int) -> None:
-        for kind, window, entry in reservation.handles:
-            if kind == "tpm":
-                window.adjust(entry, tokens)
+        for index, (window, bucket, counted, counts_tokens) in enumerate(reservation.handles):
+            if counts_tokens:
+                window.adjust(bucket, counted, tokens)
+                reservation.handles[index] = (window, bucket, tokens, True)
 
     def cancel(self, reservation: Reservation) -> None:
-        for _, window, entry in reservation.handles:
-            window.remove(entry)
+        for window, bucket, counted, _ in reservation.handles:
+            window.remove(bucket, counted)
         reservation.handles.clear()
