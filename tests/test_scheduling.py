@@ -224,3 +224,25 @@ def test_waits_are_bounded_by_the_deadline() -> None:
         assert _generate(gateway.url)[0].status_code == 200
         answer, waited = _generate(gateway.url, **{"X-Server-Timeout": "1"})
         assert answer.status_code == 429 and waited < 1.5
+
+
+def test_embedding_tpm_is_respected() -> None:
+    model = "text-embedding-004"
+    config = SimConfig(minute_seconds=MINUTE, projects=[
+        SimProject(name="solo", keys=["solo-key"], quotas={model: QuotaLimits(tpm=600)})])
+    texts = ["vector " * 60] * 2  # about 210 tokens a call
+    with run_simulator(config) as sim, run_gateway(
+            sim.url, projects=[{"name": "solo", "keys": ["solo-key"],
+                                "limits": {model: {"tpm": 600}}}],
+            scheduling=_scheduling()) as gateway:
+
+        def embed(_: int) -> int:
+            body = {"requests": [{"model": f"models/{model}", "content": {"parts": [
+                {"text": t}]}} for t in texts]}
+            return requests.post(f"{gateway.url}/v1beta/models/{model}:batchEmbedContents",
+                                 json=body, headers={"x-goog-api-key": TOKEN},
+                                 timeout=60).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(embed, range(6))) == [200] * 6
+        assert _upstream_429s(sim) == 0

@@ -22,12 +22,17 @@ def _count(text: str) -> int:
 
 
 def _contents(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every Content of a generate, embed or batch-embed request."""
     for content in body.get("contents") or ():
         if isinstance(content, dict):
             yield content
-    system = body.get("systemInstruction") or body.get("system_instruction")
-    if isinstance(system, dict):
-        yield system
+    for single in (body.get("systemInstruction"), body.get("system_instruction"),
+                   body.get("content")):
+        if isinstance(single, dict):
+            yield single
+    for request in body.get("requests") or ():  # batchEmbedContents
+        if isinstance(request, dict) and isinstance(request.get("content"), dict):
+            yield request["content"]
 
 
 def texts_of(body: dict[str, Any]) -> Iterator[str]:
