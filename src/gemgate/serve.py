@@ -10,7 +10,7 @@ import click
 
 from gemgate import __version__
 from gemgate.app import build_app
-from gemgate.config import ConfigError, ProjectConfig, Settings, load_settings
+from gemgate.config import ConfigError, LimitsConfig, ProjectConfig, Settings, load_settings
 from gemgate.logs import setup_logging
 from gemgate.serving import listening_socket, serve_forever
 
@@ -22,7 +22,10 @@ def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
 
     sim_config = SimConfig(port=0)
     sock = listening_socket("127.0.0.1", 0)
-    projects = [ProjectConfig(name=p.name, tier=p.tier, keys=p.keys)
+    # The built-in simulator enforces no quotas, so neither does the gateway in front of it:
+    # a demo should not be paced by the free tier's real limits.
+    unlimited = {"*": LimitsConfig(rpm=1_000_000, tpm=1_000_000_000, rpd=1_000_000_000)}
+    projects = [ProjectConfig(name=p.name, tier=p.tier, keys=p.keys, limits=unlimited)
                 for p in sim_config.projects]
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     return settings.model_copy(update={"upstream_url": url, "projects": projects}), \
