@@ -6,10 +6,9 @@ import hmac
 
 from aiohttp import web
 
-from gemgate.problems import language
 from gemgate.upstream.pool import KeyPool
 
-from .replies import gateway_error, json_reply
+from .replies import gateway_error, json_reply, lang_of
 
 
 class AdminEdge:
@@ -25,7 +24,7 @@ class AdminEdge:
         if self.admin_key and given and hmac.compare_digest(given.encode(),
                                                             self.admin_key.encode()):
             return None
-        lang = language(request.headers.get("Accept-Language"))
+        lang = lang_of(request)
         return json_reply(403, gateway_error(403, "ADMIN_ONLY", lang))
 
     async def pool_state(self, request: web.Request) -> web.Response:

@@ -16,14 +16,20 @@ from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.relay import Answer, Relay
 from gemgate.pipeline.route import Router
-from gemgate.problems import language
 from gemgate.secrets import scrub
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.classify import NETWORK_FAILURE, OK
 from gemgate.upstream.client import NETWORK_ERRORS, forwardable
 from gemgate.usage import find_usage
 
-from .replies import cooling_error, gateway_error, json_reply, new_request_id, upstream_error
+from .replies import (
+    cooling_error,
+    gateway_error,
+    json_reply,
+    lang_of,
+    new_request_id,
+    upstream_error,
+)
 
 VERSIONS = "v1beta|v1|v1alpha"
 _REFUSALS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
@@ -60,7 +66,7 @@ class GeminiEdge:
         headers = {k: v for k, v in request.headers.items() if forwardable(k)}
         call = Call(request_id=new_request_id(), method=request.method, version=version,
                     path=path, query=_query_without_key(request.query_string), headers=headers,
-                    body=b"", lang=language(request.headers.get("Accept-Language")))
+                    body=b"", lang=lang_of(request))
         call.deadline = call.started + _deadline_s(request, self.deadline_s)
         return call
 
@@ -203,7 +209,7 @@ class GeminiEdge:
 
 def unknown_route() -> web.RouteDef:
     async def unknown(request: web.Request) -> web.Response:
-        lang = language(request.headers.get("Accept-Language"))
+        lang = lang_of(request)
         payload = gateway_error(404, "UNKNOWN_ROUTE", lang,
                                 f"gemgate does not serve {request.method} {request.path}.")
         return json_reply(404, payload)

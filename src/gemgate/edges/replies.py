@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
-from gemgate.problems import hint
+from gemgate.problems import hint, language
 from gemgate.secrets import scrub
 
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -35,6 +35,11 @@ _OWN_MESSAGES = {
     "UPLOAD_UNKNOWN": "Unknown or expired upload session.",
     "GATEWAY_FAULT": "gemgate failed to handle the request.",
 }
+
+
+def lang_of(request: web.Request) -> str:
+    """The language of hints for this client: Chinese when its Accept-Language prefers it."""
+    return language(request.headers.get("Accept-Language"))
 
 
 def new_request_id() -> str:

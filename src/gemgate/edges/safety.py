@@ -8,9 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gemgate.problems import language
-
-from .replies import gateway_error, json_reply, new_request_id
+from .replies import gateway_error, json_reply, lang_of, new_request_id
 
 log = logging.getLogger("gemgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,13 +21,13 @@ async def google_shaped_failures(request: web.Request, handler: Handler) -> web.
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        lang = language(request.headers.get("Accept-Language"))
+        lang = lang_of(request)
         problem = "BODY_TOO_LARGE" if exc.status == 413 else "UNKNOWN_ROUTE"
         return json_reply(exc.status, gateway_error(exc.status, problem, lang, exc.reason))
     except Exception:
         request_id = new_request_id()
         log.exception("unhandled failure on %s %s (request %s)", request.method, request.path,
                       request_id)
-        lang = language(request.headers.get("Accept-Language"))
+        lang = lang_of(request)
         return json_reply(500, gateway_error(500, "GATEWAY_FAULT", lang),
                           {"x-gemgate-request-id": request_id})

@@ -21,7 +21,7 @@ from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline.relay import response_headers
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
-from .replies import gateway_error, json_reply
+from .replies import gateway_error, json_reply, lang_of
 
 _SESSION_TTL_S = 24 * 3600
 _MAX_SESSIONS = 10_000
@@ -86,7 +86,7 @@ class UploadEdge:
 
     async def _chunk(self, request: web.Request, upload_id: str) -> web.StreamResponse:
         session = self._sessions.get(upload_id)
-        lang = "zh" if request.headers.get("Accept-Language", "").startswith("zh") else "en"
+        lang = lang_of(request)
         if session is None:
             return json_reply(404, gateway_error(404, "UPLOAD_UNKNOWN", lang))
         headers = {k: v for k, v in request.headers.items() if forwardable(k)}
