@@ -43,6 +43,13 @@ def _query_without_key(query_string: str) -> str:
     return urlencode(kept, safe="$;=,:/")
 
 
+def _raw_rest(request: web.Request, prefix: str, version: str) -> str:
+    """The path after `{prefix}/{version}/` exactly as the client encoded it: forwarded as
+    sent, never decoded (a decoded `%00` or `%2F` would change what Google is asked)."""
+    raw = request.raw_path.split("?", 1)[0]
+    return raw[len(prefix) + len(version) + 2:]
+
+
 def _deadline_s(request: web.Request, default: float) -> float:
     """The client's X-Server-Timeout (seconds) when shorter than the gateway's own deadline."""
     asked = request.headers.get("X-Server-Timeout")
@@ -58,8 +65,10 @@ class GeminiEdge:
         self.auth, self.router, self.relay, self.owners = auth, router, relay, owners
         self.deadline_s = deadline_s
         self.log_requests = log_requests
+        self.prefix = ""
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
+        self.prefix = prefix
         return [web.route("*", f"{prefix}/{{version:{VERSIONS}}}/{{path:.*}}", self.handle)]
 
     def new_call(self, request: web.Request, version: str, path: str) -> Call:
@@ -71,7 +80,8 @@ class GeminiEdge:
         return call
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        call = self.new_call(request, request.match_info["version"], request.match_info["path"])
+        version = request.match_info["version"]
+        call = self.new_call(request, version, _raw_rest(request, self.prefix, version))
         tenant, problem = self.auth.authenticate(request)
         if problem is None:
             call.tenant = tenant
