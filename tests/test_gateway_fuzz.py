@@ -19,6 +19,7 @@ _PATHS = [
     "/v1beta/models/%00:generateContent", "/v1beta/models/" + "x" * 3000 + ":generateContent",
     "/v1alpha/models", "/v1beta/files/../../etc/passwd", "/v1beta/", "/v1beta/models/a:b:c",
     "/upload/v1beta/files", "/upload/v1beta/files?upload_id=", "/admin/pool", "/v1beta/openai/x",
+    "/v1beta/openai/chat/completions", "/v1beta/openai/embeddings",
 ]
 _BODIES: list[object] = [
     None, {}, [], 5, "text", {"contents": None}, {"contents": [None]}, {"contents": [[]]},
@@ -29,6 +30,12 @@ _BODIES: list[object] = [
     {"contents": [{"parts": [{"text": "hi"}]}], "tools": "nope"},
     {"requests": [{"content": None}]}, {"requests": "x"},
     {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": 5}}]}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [5]}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}], "tools": [5]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}], "stop": 5},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "assistant", "tool_calls": [
+        {"function": {"name": "f", "arguments": "{bad"}}]}]},
+    {"model": "text-embedding-004", "input": 5}, {"model": "text-embedding-004", "input": [None]},
 ]
 
 
@@ -44,7 +51,8 @@ def test_garbage_never_breaks_anything(sim: RunningSimulator, gateway: RunningGa
     rng = random.Random(seed)
     for _ in range(400):
         path = rng.choice(_PATHS)
-        headers = {"x-goog-api-key": rng.choice([token, token, "", "x", "AIza" + "q" * 35])}
+        key = rng.choice([token, token, "", "x", "AIza" + "q" * 35])
+        headers = {"x-goog-api-key": key, "Authorization": f"Bearer {key}"}
         if rng.random() < 0.2:
             headers["x-gemgate-priority"] = rng.choice(["high", "urgent", ""])
         if rng.random() < 0.2:

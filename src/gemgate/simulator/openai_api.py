@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gemgate.simulator import responses
 from gemgate.simulator.config import SimModel
@@ -25,6 +26,74 @@ def openai_error(status: int, message: str, code: str | None = None) -> web.Resp
     body = {"error": {"message": message, "type": _TYPES.get(status, "api_error"), "param": None,
                       "code": code}}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Function(_Shape):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(_Shape):
+    id: str | None = None
+    type: str = "function"
+    function: _Function
+
+
+class _Message(_Shape):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class _Tool(_Shape):
+    type: str
+    function: _Function
+
+
+class _ResponseFormat(_Shape):
+    type: str
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatRequest(_Shape):
+    """The fields of an OpenAI chat request that the compatibility layer reads, type-checked
+    so a malformed request gets a 400 naming the field, as OpenAI's API answers."""
+
+    model: str
+    messages: list[_Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: _ResponseFormat | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=8)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    reasoning_effort: str | None = None
+
+
+class EmbeddingRequest(_Shape):
+    model: str
+    input: str | list[str] = Field(min_length=1)
+    dimensions: int | None = Field(default=None, ge=1)
+
+
+def _invalid(exc: ValidationError) -> web.Response:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return openai_error(400, f"Invalid request: {where}: {first['msg']}")
 
 
 def _text_of(content: Any) -> list[dict[str, Any]]:
@@ -54,7 +123,10 @@ def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
             parts = _text_of(message.get("content")) if message.get("content") else []
             for call in message.get("tool_calls") or ():
                 function = call.get("function") or {}
-                args = orjson.loads(function.get("arguments") or "{}")
+                try:
+                    args = orjson.loads(function.get("arguments") or "{}")
+                except orjson.JSONDecodeError:
+                    raise ValueError("tool_calls[].function.arguments is not JSON") from None
                 parts.append({"functionCall": {"name": function.get("name"), "args": args}})
             contents.append({"role": "model", "parts": parts or [{"text": ""}]})
         elif role == "tool":
@@ -164,18 +236,21 @@ class OpenAISurface:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = orjson.loads(await request.read())
-            assert isinstance(body, dict) and isinstance(body.get("messages"), list)
-        except (orjson.JSONDecodeError, AssertionError):
-            return openai_error(400, "Invalid request: a JSON body with messages is required.")
-        name = str(body.get("model", ""))
+            body = ChatRequest.model_validate_json(await request.read()).model_dump(
+                exclude_none=True)
+        except ValidationError as exc:
+            return _invalid(exc)
+        name = str(body["model"])
         denied = self._caller_error(request, name, "openai.chat")
         if denied is not None:
             return denied
         model = self._model(name)
         if model is None or model.embedding:
             return openai_error(404, f"Model {name} not found", "model_not_found")
-        generation = generate(to_gemini(body), model)
+        try:
+            generation = generate(to_gemini(body), model)
+        except ValueError as exc:
+            return openai_error(400, f"Invalid request: {exc}")
         created, rid = int(time.time()), responses.response_id()
         completion = generation.candidates[0].candidate_tokens + generation.thoughts_tokens
         usage = {"prompt_tokens": generation.prompt_tokens, "completion_tokens": completion,
@@ -224,11 +299,10 @@ class OpenAISurface:
 
     async def embeddings(self, request: web.Request) -> web.Response:
         try:
-            body = orjson.loads(await request.read())
-            inputs = body["input"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return openai_error(400, "Invalid request: input is required.")
-        name = str(body.get("model", ""))
+            parsed = EmbeddingRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return _invalid(exc)
+        inputs, name = parsed.input, parsed.model
         denied = self._caller_error(request, name, "openai.embeddings")
         if denied is not None:
             return denied
@@ -236,7 +310,7 @@ class OpenAISurface:
         if model is None or not model.embedding:
             return openai_error(404, f"Model {name} not found", "model_not_found")
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        dims = body.get("dimensions") or model.embedding_dim
+        dims = parsed.dimensions or model.embedding_dim
         data = [{"object": "embedding", "index": i, "embedding": list(embed(str(t), dims))}
                 for i, t in enumerate(texts)]
         tokens = sum(count_text(str(t)) for t in texts)
