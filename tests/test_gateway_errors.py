@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 from google.genai import errors
-from tests.conftest import ADMIN, TOKEN, RunningGateway, run_gateway, sdk
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import ADMIN, TOKEN, RunningGateway, run_gateway, sdk
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 HELLO = {"contents": [{"parts": [{"text": "hello"}]}]}

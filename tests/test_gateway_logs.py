@@ -19,9 +19,9 @@ import pytest
 import requests
 import yaml
 from google.genai import errors
-from tests.conftest import ADMIN, TOKEN, sdk
 
 from gemgate.secrets import mask_key
+from tests.conftest import ADMIN, TOKEN, sdk
 
 
 def google_shaped_key(rng: random.Random) -> str:

@@ -11,9 +11,9 @@ import pytest
 import requests
 from google import genai
 from google.genai import errors, types
-from tests.conftest import TOKEN, RunningGateway, sdk
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import TOKEN, RunningGateway, sdk
 
 
 @pytest.fixture(params=["direct", "gateway"])

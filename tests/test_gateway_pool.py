@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from google.genai import errors, types
-from tests.conftest import TOKEN, run_gateway, sdk
 
 from gemgate.google_errors import find_detail, parse_duration
 from gemgate.simulator import QuotaLimits, SimConfig, SimProject, run_simulator
+from tests.conftest import TOKEN, run_gateway, sdk
 
 HELLO = {"contents": [{"parts": [{"text": "hello"}]}]}
 

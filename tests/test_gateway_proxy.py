@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from bench.loadgen import free_port
-from tests.conftest import TOKEN, run_gateway, sdk
 
+from bench.loadgen import free_port
 from gemgate.simulator import run_simulator
+from tests.conftest import TOKEN, run_gateway, sdk
 
 # pproxy picks uvloop up when installed and then fails to find an event loop; run it on the
 # standard loop.

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
-from tests.conftest import TOKEN, run_gateway
 
 from gemgate.google_errors import find_detail, parse_duration
 from gemgate.simulator import QuotaLimits, SimConfig, SimProject, run_simulator
+from tests.conftest import TOKEN, run_gateway
 
 MINUTE = 2.0
 FLASH = "gemini-2.5-flash"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from google.genai import errors
-from tests.conftest import sdk
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import sdk
 
 SIM_YAML = """
 seed: 3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from google.genai import types
-from tests.conftest import sim_sdk
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import sim_sdk
 
 
 def _gen(sim: RunningSimulator, model: str, contents: object,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 from google.genai import errors, types
-from tests.conftest import post, sim_sdk
 
 from gemgate.google_errors import find_detail
 from gemgate.simulator import RunningSimulator, SimProject
+from tests.conftest import post, sim_sdk
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}

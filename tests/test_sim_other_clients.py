@@ -8,9 +8,9 @@ import warnings
 import openai
 import pytest
 import requests
-from tests.conftest import post
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import post
 
 
 def _legacy(sim: RunningSimulator):  # type: ignore[no-untyped-def]

@@ -6,10 +6,10 @@ import time
 
 import pytest
 from google.genai import errors
-from tests.conftest import sim_sdk
 
 from gemgate.google_errors import find_detail, parse_duration
 from gemgate.simulator import QuotaLimits, SimConfig, SimProject, run_simulator
+from tests.conftest import sim_sdk
 
 MINUTE = 2.0  # a shortened quota minute keeps the test fast; the logic is the same
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 from google.genai import types
-from tests.conftest import sim_sdk
 
 from gemgate.simulator import RunningSimulator
+from tests.conftest import sim_sdk
 
 
 def test_generate_content_returns_text_and_usage(gemini_simulator: RunningSimulator) -> None:
