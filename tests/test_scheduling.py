@@ -246,3 +246,24 @@ def test_embedding_tpm_is_respected() -> None:
         with ThreadPoolExecutor(6) as pool:
             assert list(pool.map(embed, range(6))) == [200] * 6
         assert _upstream_429s(sim) == 0
+
+
+def test_tenant_defaults_for_priority_and_fallback() -> None:
+    config = SimConfig(minute_seconds=MINUTE, projects=[
+        SimProject(name="free", keys=["free-key"], quotas={FLASH: QuotaLimits(rpm=1)}),
+        SimProject(name="paid", keys=["paid-key"], tier="tier1")])
+    projects = [{"name": "free", "keys": ["free-key"], "limits": {FLASH: {"rpm": 1}}},
+                {"name": "paid", "tier": "tier1", "keys": ["paid-key"]}]
+    tenants = [{"name": "nightly", "token": "gg-nightly-token", "priority": "batch"},
+               {"name": "strict", "token": TOKEN, "fallback": False}]
+    with run_simulator(config) as sim, run_gateway(
+            sim.url, projects=projects, tenants=tenants, scheduling=_scheduling(),
+            fallback={"gemini-2.5-pro": [FLASH]}) as gateway:
+        nightly = {"x-goog-api-key": "gg-nightly-token", "X-Server-Timeout": "1"}
+        assert _generate(gateway.url, **nightly)[0].status_code == 200  # free quota
+        assert _generate(gateway.url, **nightly)[0].status_code == 429  # batch: no spill
+        assert sim.stats()["by_project"] == {"free": 1}
+        sim.add_fault(kind="503", model="gemini-2.5-pro")
+        strict, _ = _generate(gateway.url, model="gemini-2.5-pro")
+        assert strict.status_code == 503  # this tenant never gets another model's answer
+        assert strict.headers["x-gemgate-model"] == "gemini-2.5-pro"
