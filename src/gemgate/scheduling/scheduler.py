@@ -121,9 +121,10 @@ class Scheduler:
 
     async def _wait(self, ask: Ask, patience: float) -> Grant | Refusal:
         queue = self._queues.setdefault(ask.model, _Queue())
-        if ask.tenant not in self._virtual:  # newcomers start level with the least served
-            self._virtual[ask.tenant] = min(
-                (self._virtual.get(w.ask.tenant, 0.0) for w in queue.waiters), default=0.0)
+        # A tenant arriving (or back from idling) starts level with the least served of those
+        # waiting: credit saved while idle must not let a burst starve everyone else.
+        floor = min((self._virtual.get(w.ask.tenant, 0.0) for w in queue.waiters), default=0.0)
+        self._virtual[ask.tenant] = max(self._virtual.get(ask.tenant, 0.0), floor)
         future: asyncio.Future[Grant | Refusal] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(ask, PRIORITIES.get(ask.priority, 1), next(self._seq), future)
         queue.waiters.append(waiter)
