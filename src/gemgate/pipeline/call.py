@@ -49,6 +49,7 @@ class Call:
     fallback: bool = True  # may a fallback model answer?
     model_asked: str = ""  # the model (or alias, or "auto") the client named
     route_reason: str | None = None  # why this model: for x-gemgate-route
+    estimated_tokens: int | None = None  # input tokens, estimated for quota admission
 
     def use_model(self, model: str) -> None:
         """Points the call at another model (an alias's target, auto's choice, a fallback)."""

@@ -102,8 +102,10 @@ class Relay:
         """A quota reservation for this attempt; None when the call spends no model quota."""
         if self.scheduler is None or call.action not in QUOTA_ACTIONS:
             return None
+        if call.estimated_tokens is None:  # once per call, however many attempts
+            call.estimated_tokens = estimate_tokens(call.parsed)
         tenant = call.tenant
-        ask = Ask(call.model, estimate_tokens(call.parsed), call.priority,
+        ask = Ask(call.model, call.estimated_tokens, call.priority,
                   tenant.name if tenant else "anonymous", tenant.weight if tenant else 1.0,
                   call.affinity, frozenset(excluded))
         return await self.scheduler.admit(ask, patience)
