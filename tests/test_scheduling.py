@@ -38,6 +38,16 @@ def _one_project_sim(**limits: int) -> SimConfig:
         SimProject(name="solo", keys=["solo-key"], quotas={FLASH: QuotaLimits(**limits)})])
 
 
+def _free_and_paid() -> tuple[SimConfig, list[dict[str, Any]]]:
+    """A free project with room for one flash request a minute, and a roomy paid one."""
+    config = SimConfig(minute_seconds=MINUTE, projects=[
+        SimProject(name="free", keys=["free-key"], quotas={FLASH: QuotaLimits(rpm=1)}),
+        SimProject(name="paid", keys=["paid-key"], tier="tier1")])
+    projects = [{"name": "free", "keys": ["free-key"], "limits": {FLASH: {"rpm": 1}}},
+                {"name": "paid", "tier": "tier1", "keys": ["paid-key"]}]
+    return config, projects
+
+
 def _solo(limits: dict[str, int]) -> list[dict[str, Any]]:
     return [{"name": "solo", "keys": ["solo-key"], "limits": {FLASH: limits}}]
 
@@ -128,11 +138,7 @@ def test_one_tenants_flood_does_not_starve_another() -> None:
 
 
 def test_free_first_and_only_allowed_classes_spill_into_paid() -> None:
-    config = SimConfig(minute_seconds=MINUTE, projects=[
-        SimProject(name="free", keys=["free-key"], quotas={FLASH: QuotaLimits(rpm=1)}),
-        SimProject(name="paid", keys=["paid-key"], tier="tier1")])
-    projects = [{"name": "free", "keys": ["free-key"], "limits": {FLASH: {"rpm": 1}}},
-                {"name": "paid", "tier": "tier1", "keys": ["paid-key"]}]
+    config, projects = _free_and_paid()
     with run_simulator(config) as sim, run_gateway(sim.url, projects=projects, fallback={},
                                                    scheduling=_scheduling()) as gateway:
         first, _ = _generate(gateway.url, **{"x-gemgate-priority": "batch"})
@@ -249,11 +255,7 @@ def test_embedding_tpm_is_respected() -> None:
 
 
 def test_tenant_defaults_for_priority_and_fallback() -> None:
-    config = SimConfig(minute_seconds=MINUTE, projects=[
-        SimProject(name="free", keys=["free-key"], quotas={FLASH: QuotaLimits(rpm=1)}),
-        SimProject(name="paid", keys=["paid-key"], tier="tier1")])
-    projects = [{"name": "free", "keys": ["free-key"], "limits": {FLASH: {"rpm": 1}}},
-                {"name": "paid", "tier": "tier1", "keys": ["paid-key"]}]
+    config, projects = _free_and_paid()
     tenants = [{"name": "nightly", "token": "gg-nightly-token", "priority": "batch"},
                {"name": "strict", "token": TOKEN, "fallback": False}]
     with run_simulator(config) as sim, run_gateway(
