@@ -4,6 +4,7 @@ passed through the stages, and answered byte for byte as Google answered."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -20,7 +21,6 @@ from gemgate.secrets import scrub
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.classify import NETWORK_FAILURE, OK
 from gemgate.upstream.client import NETWORK_ERRORS, forwardable
-from gemgate.usage import find_usage
 
 from .replies import (
     cooling_error,
@@ -113,7 +113,7 @@ class GeminiEdge:
         if 200 <= answer.status < 300:
             if call.action not in guard.MODEL_ACTIONS and call.attempts:
                 self.owners.remember(answer.body, call.attempts[-1].project)
-            self.log(call, answer.status, None, answer.body)
+            self.log(call, answer.status, None, answer.usage)
             return web.Response(status=answer.status, body=answer.body,
                                 headers=self._headers(call, answer))
         return self._error_answer(call, answer)
@@ -180,7 +180,7 @@ class GeminiEdge:
             else:
                 upstream.close()
             self.relay.finish_stream(answer, verdict, tail)
-            self.log(call, status, verdict.problem, tail)
+            self.log(call, status, verdict.problem, answer.usage)
         return response
 
     def _interruption(self, call: Call) -> bytes:
@@ -188,7 +188,8 @@ class GeminiEdge:
                                              "The upstream stream was interrupted."))
         return b"data: " + payload + b"\r\n\r\n" if call.sse else b",\r\n" + payload + b"]"
 
-    def log(self, call: Call, status: int, problem: str | None, body: bytes = b"") -> None:
+    def log(self, call: Call, status: int, problem: str | None,
+            usage: dict[str, Any] | None = None) -> None:
         writer = access_log()
         if writer is None or not self.log_requests:
             return
@@ -210,10 +211,8 @@ class GeminiEdge:
             "upstream_ms": round(sum(a.upstream_ms for a in call.attempts), 2),
             "total_ms": round(call.elapsed_ms(), 2),
         }
-        if status == 200 and body:
-            usage = find_usage(body)
-            if usage:
-                fields["tokens"] = usage
+        if usage:
+            fields["tokens"] = usage
         writer.write(fields)
 
 

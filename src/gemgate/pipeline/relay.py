@@ -14,6 +14,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -53,6 +54,7 @@ class Answer:
     gateway_problem: str | None = None  # gemgate's own refusal (no room, no keys, deadline)
     retry_after_s: float | None = None
     quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
+    usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
 
     @property
     def problem(self) -> str | None:
@@ -69,8 +71,7 @@ def response_headers(upstream: aiohttp.ClientResponse) -> list[tuple[str, str]]:
     return [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS]
 
 
-def _prompt_tokens(body: bytes) -> int | None:
-    usage = find_usage(body)
+def _prompt_tokens(usage: dict[str, Any] | None) -> int | None:
     count = usage.get("promptTokenCount") if usage else None
     return count if isinstance(count, int) else None
 
@@ -139,10 +140,11 @@ class Relay:
             self._learn(lease, call.model, verdict)
             if answer.stream is None:
                 self.pool.release(lease, verdict, call.model)
+                if verdict.ok and call.action in QUOTA_ACTIONS:
+                    answer.usage = find_usage(answer.body)
                 if grant is not None:
                     counted = verdict.problem not in ("QUOTA_EXHAUSTED", "UPSTREAM_UNREACHABLE")
-                    tokens = _prompt_tokens(answer.body) if verdict.ok else None
-                    self._settle(grant, tokens, counted)
+                    self._settle(grant, _prompt_tokens(answer.usage), counted)
             else:
                 answer.grant = grant
             if verdict.ok or not verdict.retry:
@@ -171,11 +173,13 @@ class Relay:
             self.limits.learn(lease.project.name, model, verdict.violation)
 
     def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
-        """Returns a stream's key and settles its reservation with the usage it reported."""
+        """Returns a stream's key and settles its reservation with the usage its last chunk
+        reported."""
+        answer.usage = find_usage(tail)
         if answer.lease is not None:
             self.pool.release(answer.lease, verdict)
         if answer.grant is not None:
-            self._settle(answer.grant, _prompt_tokens(tail), counted=True)
+            self._settle(answer.grant, _prompt_tokens(answer.usage), counted=True)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so retrying clients do not move in step."""
