@@ -52,6 +52,12 @@ def test_flags_beat_env_beat_file(tmp_path: Path) -> None:
                                                                ("key-3", ["k-three"])]
     assert [(t.name, t.token) for t in settings.tenants] == [("ci", "ci-token-000"),
                                                              ("client-2", "plain-token-1")]
+    assert {p.tier for p in settings.projects} == {"free"}
+    paid = load_settings(None, env={**env, "GEMGATE_TIER": "tier2"}, dotenv=None)
+    assert {p.tier for p in paid.projects} == {"tier2"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env={**env, "GEMGATE_TIER": "gold"}, dotenv=None)
+    assert "tier" in str(caught.value)
     assert load_settings(path, env=env, dotenv=None).port == 9200
 
 

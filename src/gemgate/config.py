@@ -184,16 +184,17 @@ def _split(value: str) -> list[str]:
     return [item for item in re.split(r"[,\n]", value) if item.strip()]
 
 
-def projects_from_env(value: str) -> list[dict[str, Any]]:
+def projects_from_env(value: str, tier: str = "free") -> list[dict[str, Any]]:
     """GEMINI_API_KEYS: `key,key` or `project:key,project:key` (keys of one project share
-    its quota). A key without a project name is taken as its own project."""
+    its quota). A key without a project name is taken as its own project. All are of `tier`
+    (GEMGATE_TIER), which sets the limits gemgate paces them by."""
     grouped: dict[str, list[str]] = {}
     for n, item in enumerate(_split(value), start=1):
         name, sep, key = item.partition(":")
         if not sep:
             name, key = f"key-{n}", item
         grouped.setdefault(name.strip(), []).append(key)
-    return [{"name": name, "keys": keys} for name, keys in grouped.items()]
+    return [{"name": name, "keys": keys, "tier": tier} for name, keys in grouped.items()]
 
 
 def tenants_from_env(value: str) -> list[dict[str, Any]]:
@@ -221,7 +222,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             data[field] = env[name].strip()
     keys = env.get("GEMINI_API_KEYS", "").strip() or env.get("GEMINI_API_KEY", "").strip()
     if keys:
-        data["projects"] = projects_from_env(keys)
+        data["projects"] = projects_from_env(keys, env.get("GEMGATE_TIER", "free").strip())
     if env.get("GEMGATE_CLIENT_KEYS", "").strip():
         data["tenants"] = tenants_from_env(env["GEMGATE_CLIENT_KEYS"])
     return data
