@@ -269,3 +269,23 @@ def test_tenant_defaults_for_priority_and_fallback() -> None:
         strict, _ = _generate(gateway.url, model="gemini-2.5-pro")
         assert strict.status_code == 503  # this tenant never gets another model's answer
         assert strict.headers["x-gemgate-model"] == "gemini-2.5-pro"
+
+
+def test_streams_are_paced_and_settled_too() -> None:
+    big = "word " * 320  # 400 tokens a request against a TPM of 1,000
+    with run_simulator(_one_project_sim(tpm=1000)) as sim, run_gateway(
+            sim.url, projects=_solo({"tpm": 1000}), fallback={},
+            scheduling=_scheduling()) as gateway:
+
+        def stream(_: int) -> bytes:
+            answer = requests.post(
+                f"{gateway.url}/v1beta/models/{FLASH}:streamGenerateContent",
+                params={"alt": "sse"}, json={"contents": [{"parts": [{"text": big}]}]},
+                headers={"x-goog-api-key": TOKEN}, timeout=60)
+            assert answer.status_code == 200
+            return answer.content
+
+        with ThreadPoolExecutor(5) as pool:
+            bodies = list(pool.map(stream, range(5)))
+        assert all(b'"finishReason"' in body for body in bodies)
+        assert _upstream_429s(sim) == 0
