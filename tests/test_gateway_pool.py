@@ -208,3 +208,15 @@ def test_client_leaving_mid_stream_frees_the_key() -> None:
             time.sleep(0.05)
         assert all(p["in_flight"] == 0 for p in gateway.pool_view())
         assert _generate(gateway.url).status_code == 200
+
+
+def test_a_hung_key_is_given_up_on_within_the_deadline() -> None:
+    with run_simulator() as sim, run_gateway(sim.url, retry={
+            "attempts": 3, "base_delay_s": 0.01, "max_delay_s": 0.02,
+            "attempt_timeout_s": 0.5}) as gateway:
+        sim.add_fault(kind="latency", delay_ms=5000, project="sim-free")
+        started = time.monotonic()
+        statuses = [_generate(gateway.url).status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        assert time.monotonic() - started < 3  # not 5 s a request
+        assert sim.stats()["by_project"]["sim-paid"] == 3

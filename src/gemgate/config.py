@@ -106,6 +106,9 @@ class RetryConfig(_Strict):
     attempts: int = Field(default=5, ge=1, le=20)  # tries in all, the first included
     base_delay_s: float = Field(default=0.2, ge=0)
     max_delay_s: float = Field(default=4.0, ge=0)
+    # Longest wait for one attempt's answer (a stream's first chunk) before trying another key
+    # within the deadline. Off by default: long generations legitimately take minutes.
+    attempt_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class SchedulingConfig(_Strict):

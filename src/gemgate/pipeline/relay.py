@@ -98,8 +98,8 @@ class Relay:
                 return answer
         return answer
 
-    async def _admit(self, call: Call, patience: float,
-                     excluded: set[str]) -> Grant | Refusal | None:
+    async def _admit(self, call: Call, patience: float, excluded: set[str],
+                     tried: set[str]) -> Grant | Refusal | None:
         """A quota reservation for this attempt; None when the call spends no model quota."""
         if self.scheduler is None or call.action not in QUOTA_ACTIONS:
             return None
@@ -108,16 +108,17 @@ class Relay:
         tenant = call.tenant
         ask = Ask(call.model, call.estimated_tokens, call.priority,
                   tenant.name if tenant else "anonymous", tenant.weight if tenant else 1.0,
-                  call.affinity, frozenset(excluded))
+                  call.affinity, frozenset(excluded), frozenset(tried))
         return await self.scheduler.admit(ask, patience)
 
     async def _through_model(self, call: Call, patience: float) -> Answer:
         last: Answer | None = None
         quota_error = b""
         excluded: set[str] = set()  # projects found unusable during this call
+        tried: set[str] = set()  # projects that failed this call transiently
         attempt = 0
         while attempt < self.retry.attempts:
-            grant = await self._admit(call, min(patience, call.remaining()), excluded)
+            grant = await self._admit(call, min(patience, call.remaining()), excluded, tried)
             if isinstance(grant, Refusal):
                 if grant.problem == "NO_HEALTHY_KEYS":
                     return self._no_key(call, last, quota_error)
@@ -137,6 +138,8 @@ class Relay:
             # 429s included, so a limit gemgate cannot learn is not retried until the deadline.
             if verdict.action not in ("disable_key", "disable_project"):
                 attempt += 1
+            if verdict.retry and verdict.action == "none":
+                tried.add(lease.project.name)
             self._learn(lease, call.model, verdict)
             if answer.stream is None:
                 self.pool.release(lease, verdict, call.model)
@@ -198,8 +201,11 @@ class Relay:
     async def _attempt(self, call: Call, lease: Lease) -> tuple[Answer, Verdict]:
         started = time.perf_counter()
         status = 0
+        limit = call.remaining()
+        if self.retry.attempt_timeout_s is not None:
+            limit = min(limit, self.retry.attempt_timeout_s)
         try:
-            async with asyncio.timeout(max(0.001, call.remaining())):
+            async with asyncio.timeout(max(0.001, limit)):
                 upstream = await self.client.send(call, lease)
                 status = upstream.status
                 if status == 200 and call.stream:

@@ -44,6 +44,7 @@ class Ask:
     weight: float = 1.0
     only: str | None = None  # a project that owns a referenced resource
     exclude: frozenset[str] = frozenset()
+    tried: frozenset[str] = frozenset()  # failed this call already: others are preferred
 
 
 @dataclass(slots=True)
@@ -76,10 +77,11 @@ class Scheduler:
                     and (ask.only is None or p.name == ask.only)]
         if ask.priority not in self.spill and any(p.tier == "free" for p in projects):
             projects = [p for p in projects if p.tier == "free"]
-        # Cheapest first; among equals, the least busy and least recently used (as the pool
-        # would choose), so load spreads over projects of one tier.
-        return sorted(projects, key=lambda p: (_TIER_COST.get(p.tier, 9), p.in_flight,
-                                               p.last_used))
+        # Projects this call has not failed on yet first (a retry should not meet the same hung
+        # connection or overloaded project); then the cheapest; among equals, the least busy and
+        # least recently used (as the pool would choose), so load spreads over a tier.
+        return sorted(projects, key=lambda p: (p.name in ask.tried, _TIER_COST.get(p.tier, 9),
+                                               p.in_flight, p.last_used))
 
     def try_now(self, ask: Ask) -> tuple[Grant | Refusal | None, float]:
         """A grant if some project has room now; a refusal if none ever will; else None and
