@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -77,10 +77,6 @@ class BackgroundServer:
         self.loop.run_forever()
         self.loop.run_until_complete(self._runner.cleanup())
         self.loop.close()
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        """Runs a coroutine on the server's loop and waits for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def stop(self) -> None:
         if self._thread.is_alive():

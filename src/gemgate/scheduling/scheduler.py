@@ -180,6 +180,3 @@ class Scheduler:
         else:
             return
         self.pump(grant.reservation.model)
-
-    def waiting(self) -> dict[str, int]:
-        return {model: len(q.waiters) for model, q in self._queues.items() if q.waiters}
