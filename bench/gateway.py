@@ -66,7 +66,8 @@ def running(sim_args: list[str] | None = None,
     folder = Path(tempfile.mkdtemp(prefix="gemgate-bench-"))
     config = folder / "gemgate.yaml"
     config.write_text(yaml.safe_dump({"projects": PROJECTS,
-                                      "scheduling": {"enabled": scheduling}}))
+                                      "scheduling": {"enabled": scheduling},
+                                      "ledger": {"path": str(folder / "gemgate.db")}}))
     env = {"GEMINI_API_KEYS": "", "GEMGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
            "GEMGATE_CLIENT_KEYS": TOKEN, "GEMGATE_LOG_LEVEL": "WARNING"}
     with process(["simulate", "--port", str(sim_port), *(sim_args or [])]):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,15 +45,16 @@ ADMIN = "gg-admin-key-0001"
 
 
 class RunningGateway:
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, clock: Callable[[], float] = time.time) -> None:
         from gemgate.app import POOL, build_app
         from gemgate.serving import BackgroundServer
 
         self.settings = settings
+        self.db_path = settings.ledger.path
         holder: dict[str, Any] = {}
 
         def make() -> Any:
-            app = build_app(settings)
+            app = build_app(settings, clock)
             holder["pool"] = app[POOL]
             return app
 
@@ -66,6 +71,25 @@ class RunningGateway:
     def project_view(self, name: str) -> dict[str, Any]:
         return next(p for p in self.pool_view() if p["project"] == name)
 
+    def admin(self, method: str, path: str, body: Any = None,
+              token: str = ADMIN) -> requests.Response:
+        return requests.request(method, self.url + path, json=body, timeout=10,
+                                headers={"Authorization": f"Bearer {token}"})
+
+    def new_key(self, **spec: Any) -> tuple[str, dict[str, Any]]:
+        """A virtual key made through the admin API: (secret, its view)."""
+        answer = self.admin("POST", "/admin/vkeys", {"name": "member", **spec})
+        assert answer.status_code == 201, answer.text
+        view = answer.json()
+        return view.pop("secret"), view
+
+    def ledger(self, where: str = "1", args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Ledger rows, read from the database file as any other reader would."""
+        with sqlite3.connect(self.db_path) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(f"SELECT * FROM requests WHERE {where} ORDER BY id", args)
+            return [dict(row) for row in rows]
+
     def stop(self) -> None:
         self._server.stop()
 
@@ -79,7 +103,9 @@ def gateway_settings(upstream: str, projects: list[dict[str, Any]] | None = None
     # Tests about other things must not be paced by the free tier's real limits (10 RPM);
     # the scheduling tests give their projects limits of their own.
     projects = [{"limits": {"*": UNLIMITED}, **p} for p in projects]
-    base: dict[str, Any] = {"upstream_url": upstream, "projects": projects,
+    ledger = {"path": str(Path(tempfile.mkdtemp(prefix="gemgate-test-")) / "gemgate.db"),
+              **fields.pop("ledger", {})}
+    base: dict[str, Any] = {"upstream_url": upstream, "projects": projects, "ledger": ledger,
                             "tenants": [{"name": "team", "token": TOKEN}], "admin_key": ADMIN,
                             "retry": {"attempts": 5, "base_delay_s": 0.01, "max_delay_s": 0.1}}
     return Settings.model_validate({**base, **fields})
@@ -87,8 +113,9 @@ def gateway_settings(upstream: str, projects: list[dict[str, Any]] | None = None
 
 @contextmanager
 def run_gateway(upstream: str, projects: list[dict[str, Any]] | None = None,
+                clock: Callable[[], float] = time.time,
                 **fields: Any) -> Iterator[RunningGateway]:
-    gateway = RunningGateway(gateway_settings(upstream, projects, **fields))
+    gateway = RunningGateway(gateway_settings(upstream, projects, **fields), clock)
     try:
         yield gateway
     finally:

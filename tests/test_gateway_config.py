@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def _gemgate(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[
 
     return subprocess.Popen([sys.executable, "-m", "gemgate", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, cwd="/")
+                            env={**os.environ, **(env or {})},
+                            cwd=tempfile.mkdtemp(prefix="gemgate-cli-"))  # its gemgate.db
 
 
 def test_serve_exits_2_on_bad_config_and_beyond_loopback_without_tokens(tmp_path: Path) -> None:

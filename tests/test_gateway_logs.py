@@ -66,7 +66,8 @@ def test_no_unmasked_key_in_a_full_run(tmp_path: Path) -> None:
             for name, key in (("live", live), ("doomed", suspended), ("ghost", unknown))]}))
         env = {"GEMGATE_UPSTREAM_URL": sim_url, "GEMGATE_CLIENT_KEYS": TOKEN,
                "GEMGATE_ADMIN_KEY": ADMIN, "GEMGATE_LOG_LEVEL": "DEBUG",
-               "GEMGATE_PROBE_INTERVAL_S": "0.2", "GEMINI_API_KEYS": ""}
+               "GEMGATE_PROBE_INTERVAL_S": "0.2", "GEMINI_API_KEYS": "",
+               "GEMGATE_DB": str(tmp_path / "gemgate.db")}
         with started(["serve", "--port", "0", "--config", str(config)], gateway_log,
                      env) as url:
             bodies = _exercise(url, sim_url)

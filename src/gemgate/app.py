@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from aiohttp import web
 
+from gemgate.access.alerts import Alerts
+from gemgate.access.book import KeyBook
+from gemgate.access.budgets import Budgets
+from gemgate.access.rates import KeyRates
+from gemgate.access.service import KeyService
 from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
+from gemgate.ledger.writer import Ledger
 from gemgate.logs import access_log
-from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.auth import Authenticator, ClientAddress
+from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
+from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router
+from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.state.memory import MemoryRateState
@@ -23,6 +35,7 @@ from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.prober import Prober
 
 POOL = web.AppKey("pool", KeyPool)
+LEDGER = web.AppKey("ledger", Ledger)
 
 
 def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Scheduler | None:
@@ -33,7 +46,25 @@ def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Schedule
     return Scheduler(state, limits, pool, frozenset(plan.spill))
 
 
-def build_app(settings: Settings) -> web.Application:
+def _ledger(settings: Settings, clock: Callable[[], float]) -> Ledger | None:
+    plan = settings.ledger
+    if not plan.enabled:
+        return None
+    return Ledger(plan.path, plan.synchronous, plan.retention_days, clock)
+
+
+def _meter(settings: Settings, ledger: Ledger | None, budgets: Budgets, rates: KeyRates,
+           clock: Callable[[], float]) -> Meter:
+    prices = PriceBook({model: Price(**price.model_dump())
+                        for model, price in settings.prices.items()})
+    unbilled = frozenset() if settings.ledger.price_free_tier else frozenset(
+        p.name for p in settings.projects if p.tier == "free")
+    return Meter(ledger, prices, budgets, rates, unbilled, settings.ledger.commit_timeout_s,
+                 clock)
+
+
+def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
+    """`clock` is the wall clock of the ledger and of budget periods (tests move it on)."""
     pool = KeyPool(settings.projects, settings.quota_cooldown_s)
     limits = LimitBook({p.name: p.tier for p in settings.projects},
                        {p.name: {m: lim.model_dump() for m, lim in p.limits.items()}
@@ -44,25 +75,48 @@ def build_app(settings: Settings) -> web.Application:
     relay = Relay(pool, client, settings.retry, scheduler, limits, router,
                   settings.scheduling.fallback_after_s)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
-    gemini = GeminiEdge(Authenticator(settings.tenants), router, relay, ResourceOwners(),
+
+    ledger = _ledger(settings, clock)
+    alerts = Alerts(settings.budgets.webhook_url)
+    budgets = Budgets(settings.timezone, settings.budgets.alert_at, alerts.send, clock)
+    rates = KeyRates()
+    book = KeyBook()
+    keys = None if ledger is None else KeyService(ledger, book, budgets, rates,
+                                                  settings.ledger.key_refresh_s)
+    auth = Authenticator(settings.tenants, book, ClientAddress(settings.trusted_proxies),
+                         open_when_empty=settings.loopback_only())
+    gemini = GeminiEdge(auth, router, Rights(rates, budgets), relay,
+                        _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
                         settings.deadline_s, settings.log_requests)
 
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[google_shaped_failures])
     app[POOL] = pool
+    if ledger is not None:
+        app[LEDGER] = ledger
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool).routes())
-    app.add_routes(AdminEdge(pool, settings.admin_key).routes(prefix))
+    app.add_routes(AdminEdge(pool, settings.admin_key, keys,
+                             settings.ledger.path if ledger else None,
+                             settings.timezone).routes(prefix))
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, prefix).routes())
     app.add_routes([unknown_route()])
 
     async def start(_: web.Application) -> None:
+        if ledger is not None and keys is not None:
+            await ledger.open()
+            await keys.refresh()
+            keys.start()
         prober.start()
 
     async def stop(_: web.Application) -> None:
         await prober.stop()
         await client.close()
+        if keys is not None and ledger is not None:
+            await keys.stop()
+            await ledger.close()
+        await alerts.close()
         writer = access_log()
         if writer is not None:
             writer.flush()

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from dotenv import dotenv_values
@@ -128,6 +129,45 @@ class AutoConfig(_Strict):
     heavy: str = "gemini-2.5-pro"
 
 
+class LedgerConfig(_Strict):
+    """Where usage records go: a SQLite file (WAL), written by one group-committing thread."""
+
+    enabled: bool = True
+    path: str = "gemgate.db"
+    # normal: a commit survives the gateway being killed; full: also a power cut (fsync).
+    synchronous: Literal["normal", "full"] = "normal"
+    retention_days: float | None = Field(default=400, gt=0)  # request rows; None keeps all
+    # How long a response waits for its record's commit before going out anyway (and the
+    # record is still written once the database answers).
+    commit_timeout_s: float = Field(default=5.0, gt=0)
+    price_free_tier: bool = False  # count free-tier requests at paid prices (showback)
+    key_refresh_s: float = Field(default=1.0, gt=0)  # how soon CLI key changes are seen
+
+
+class BudgetConfig(_Strict):
+    alert_at: float = Field(default=0.8, gt=0, lt=1)  # share of a budget that raises an alert
+    webhook_url: str | None = None  # receives each alert as a JSON POST
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url or None
+
+
+class PriceConfig(_Strict):
+    """USD per 1M tokens; see gemgate/prices.py for how each is applied."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached: float = Field(default=0.0, ge=0)
+    audio_input: float | None = Field(default=None, ge=0)
+    input_long: float | None = Field(default=None, ge=0)
+    output_long: float | None = Field(default=None, ge=0)
+    cached_long: float | None = Field(default=None, ge=0)
+
+
 def _default_fallbacks() -> dict[str, list[str]]:
     return {"gemini-2.5-pro": ["gemini-2.5-flash", "gemini-2.5-flash-lite"],
             "gemini-2.5-flash": ["gemini-2.5-flash-lite"]}
@@ -155,6 +195,29 @@ class Settings(_Strict):
     fallback: dict[str, list[str]] = Field(default_factory=_default_fallbacks)
     aliases: dict[str, str] = Field(default_factory=dict)  # e.g. {"fast": "gemini-2.5-flash-lite"}
     auto: AutoConfig = Field(default_factory=AutoConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    timezone: str = "UTC"  # of budget periods and of days in usage reports
+    # Reverse proxies whose X-Forwarded-For is believed (for virtual keys' IP allowlists).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (e.g. UTC, Asia/Shanghai)") from None
+        return zone
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, cidrs: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(c.strip(), strict=False)) for c in cidrs]
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("upstream_url")
     @classmethod
@@ -215,6 +278,7 @@ _ENV_SCALARS = {
     "GEMGATE_ADMIN_KEY": "admin_key", "GEMGATE_PATH_PREFIX": "path_prefix",
     "GEMGATE_DEADLINE_S": "deadline_s", "GEMGATE_MAX_BODY_BYTES": "max_body_bytes",
     "GEMGATE_LOG_LEVEL": "log_level", "GEMGATE_PROBE_INTERVAL_S": "probe_interval_s",
+    "GEMGATE_TIMEZONE": "timezone",
 }
 
 
@@ -226,6 +290,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     keys = env.get("GEMINI_API_KEYS", "").strip() or env.get("GEMINI_API_KEY", "").strip()
     if keys:
         data["projects"] = projects_from_env(keys, env.get("GEMGATE_TIER", "free").strip())
+    if env.get("GEMGATE_DB", "").strip():
+        data["ledger"] = {"path": env["GEMGATE_DB"].strip()}
     if env.get("GEMGATE_CLIENT_KEYS", "").strip():
         data["tenants"] = tenants_from_env(env["GEMGATE_CLIENT_KEYS"])
     return data
@@ -252,10 +318,10 @@ def _check_whole(settings: Settings) -> list[str]:
     names = [p.name for p in settings.projects]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"projects: the name {name} is used twice")
-    if not settings.loopback_only() and not settings.tenants:
+    if not settings.loopback_only() and not settings.tenants and not settings.admin_key:
         problems.append(f"host: listening on {settings.host} beyond loopback needs client "
-                        "tokens (GEMGATE_CLIENT_KEYS or tenants:) so strangers cannot spend "
-                        "your quota")
+                        "tokens (GEMGATE_CLIENT_KEYS or tenants:) or an admin key to create "
+                        "virtual keys with, so strangers cannot spend your quota")
     return problems
 
 
@@ -278,7 +344,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if not isinstance(loaded, dict):
             raise ConfigError([f"{path}: the file must hold a mapping of settings"])
         data.update(loaded)
-    data.update(_from_env(environment))
+    for name, value in _from_env(environment).items():
+        if isinstance(value, dict) and isinstance(data.get(name), dict):
+            value = {**data[name], **value}  # GEMGATE_DB sets ledger.path, keeps the rest
+        data[name] = value
     data.update({k: v for k, v in (flags or {}).items() if v is not None})
     try:
         settings = Settings.model_validate(data)

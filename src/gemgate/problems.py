@@ -148,6 +148,48 @@ PROBLEMS = _table(
             "/v1alpha; set the SDK's base_url to the gateway's root URL.",
             "gemgate 不提供该路径。Gemini 接口位于 /v1beta、/v1 或 /v1alpha 下；请把 SDK 的 "
             "base_url 设为网关的根地址。"),
+    # ---- virtual keys, budgets and the ledger ---------------------------------------------
+    Problem("KEY_REVOKED",
+            "This gemgate key has been revoked and will never work again. Ask your gateway "
+            "admin for a new key.",
+            "该 gemgate 密钥已被吊销，无法再使用。请向网关管理员申请新的密钥。"),
+    Problem("KEY_EXPIRED",
+            "This gemgate key has expired. Ask your gateway admin to extend it or issue a new one.",
+            "该 gemgate 密钥已过期。请联系网关管理员延长有效期或签发新的密钥。"),
+    Problem("KEY_DISABLED",
+            "This gemgate key is disabled for now. Ask your gateway admin to enable it again.",
+            "该 gemgate 密钥目前已被停用。请联系网关管理员重新启用。"),
+    Problem("IP_NOT_ALLOWED",
+            "This gemgate key may only be used from certain IP addresses, and this request came "
+            "from another. Call from an allowed network, or ask the admin to add your address.",
+            "该 gemgate 密钥只允许从特定 IP 地址使用，而本次请求来自其他地址。请在允许的网络中"
+            "调用，或请管理员添加你的地址。"),
+    Problem("MODEL_NOT_ALLOWED",
+            "This gemgate key may not use this model. Use one of the models the message lists, "
+            "or ask the admin to allow this one.",
+            "该 gemgate 密钥无权使用此模型。请改用错误信息中列出的模型，或请管理员开放此模型。"),
+    Problem("KEY_RATE_LIMITED",
+            "This gemgate key is over its own per-minute limit (RPM/TPM) set by the admin. Wait "
+            "for the RetryInfo delay, or slow down.",
+            "该 gemgate 密钥超出了管理员为它设定的每分钟限额（RPM/TPM）。请等待 RetryInfo "
+            "给出的时间后重试，或降低请求速度。"),
+    Problem("BUDGET_EXCEEDED",
+            "This gemgate key has used up its budget for the period. It works again when the "
+            "period resets (see the message), or when the admin raises the budget.",
+            "该 gemgate 密钥在本周期内的预算已用完。周期重置后（见错误信息）或管理员提高预算后"
+            "即可继续使用。"),
+    Problem("VKEY_NOT_FOUND",
+            "No virtual key has this id or name. List keys with GET /admin/vkeys or "
+            "`gemgate vkeys list`.",
+            "没有该 ID 或名称的虚拟密钥。可用 GET /admin/vkeys 或 `gemgate vkeys list` 查看。"),
+    Problem("VKEY_CONFLICT",
+            "The change conflicts with the key's state: the name is taken by another active key, "
+            "or the key is revoked.",
+            "该操作与密钥当前状态冲突：名称已被其他有效密钥使用，或该密钥已被吊销。"),
+    Problem("LEDGER_DISABLED",
+            "Virtual keys and usage reports need the ledger, which is disabled in this "
+            "configuration (ledger.enabled).",
+            "虚拟密钥和用量报表依赖账本，而当前配置中账本已关闭（ledger.enabled）。"),
     Problem("ADMIN_ONLY",
             "This endpoint needs the admin key (GEMGATE_ADMIN_KEY) as a Bearer token.",
             "该接口需要管理员密钥（GEMGATE_ADMIN_KEY）作为 Bearer 令牌。"),

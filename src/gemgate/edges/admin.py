@@ -1,31 +1,149 @@
-"""The admin API (Bearer admin key): the pool's state, every key masked."""
+"""The admin API (Bearer admin key): the pool's state, virtual keys, usage reports.
+
+Upstream keys appear masked; a virtual key's secret appears once, in the answer that created or
+rotated it, and never again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import orjson
 from aiohttp import web
 
+from gemgate.access.service import KeyService
+from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
+from gemgate.access.vkeys import VirtualKey
+from gemgate.ledger import reports
+from gemgate.ledger.schema import read_only
 from gemgate.upstream.pool import KeyPool
 
 from .replies import gateway_error, json_reply, lang_of
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 class AdminEdge:
-    def __init__(self, pool: KeyPool, admin_key: str | None) -> None:
-        self.pool = pool
-        self.admin_key = admin_key
+    def __init__(self, pool: KeyPool, admin_key: str | None, keys: KeyService | None,
+                 db_path: str | None, timezone: str) -> None:
+        self.pool, self.admin_key, self.keys = pool, admin_key, keys
+        self.db_path, self.timezone = db_path, timezone
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
-        return [web.get(f"{prefix}/admin/pool", self.pool_state)]
+        admin = f"{prefix}/admin"
+        return [
+            web.get(f"{admin}/pool", self._guarded(self.pool_state)),
+            web.get(f"{admin}/vkeys", self._guarded(self.list_keys, True)),
+            web.post(f"{admin}/vkeys", self._guarded(self.create_key, True)),
+            web.get(f"{admin}/vkeys/{{ref}}", self._guarded(self.get_key, True)),
+            web.patch(f"{admin}/vkeys/{{ref}}", self._guarded(self.update_key, True)),
+            web.delete(f"{admin}/vkeys/{{ref}}", self._guarded(self.revoke_key, True)),
+            web.post(f"{admin}/vkeys/{{ref}}/rotate", self._guarded(self.rotate_key, True)),
+            web.post(f"{admin}/vkeys/{{ref}}/revoke", self._guarded(self.revoke_key, True)),
+            web.get(f"{admin}/usage", self._guarded(self.usage, True)),
+        ]
 
-    def _refused(self, request: web.Request) -> web.Response | None:
-        given = request.headers.get("Authorization", "")[7:].strip()
-        if self.admin_key and given and hmac.compare_digest(given.encode(),
-                                                            self.admin_key.encode()):
-            return None
-        lang = lang_of(request)
-        return json_reply(403, gateway_error(403, "ADMIN_ONLY", lang))
+    def _guarded(self, handler: Handler, needs_ledger: bool = False) -> Handler:
+        """Every admin route: the admin key first, then the handler, with the key store's
+        complaints turned into answers in Google's error shape."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            lang = lang_of(request)
+            given = request.headers.get("Authorization", "")[7:].strip()
+            if not (self.admin_key and given and hmac.compare_digest(given.encode(),
+                                                                     self.admin_key.encode())):
+                return json_reply(403, gateway_error(403, "ADMIN_ONLY", lang))
+            if needs_ledger and self.keys is None:
+                return json_reply(503, gateway_error(503, "LEDGER_DISABLED", lang))
+            try:
+                return await handler(request)
+            except KeyNotFound as exc:
+                return json_reply(404, gateway_error(404, "VKEY_NOT_FOUND", lang, str(exc)))
+            except KeyConflict as exc:
+                return json_reply(409, gateway_error(409, "VKEY_CONFLICT", lang, str(exc)))
+            except (KeyInvalid, reports.ReportError) as exc:
+                return json_reply(400, gateway_error(400, "INVALID_REQUEST", lang, str(exc)))
+
+        return guarded
 
     async def pool_state(self, request: web.Request) -> web.Response:
-        return self._refused(request) or json_reply(200, {"projects": self.pool.view()})
+        return json_reply(200, {"projects": self.pool.view()})
+
+    @property
+    def _keys(self) -> KeyService:
+        assert self.keys is not None  # routes that use it are guarded by `needs_ledger`
+        return self.keys
+
+    def _view(self, key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
+        view = key.view()
+        if self.keys is not None and key.revoked_at is None:
+            view["spent_usd"] = self.keys.spent(key)
+        if secret is not None:
+            view["secret"] = secret  # shown this once; only its digest is kept
+        return view
+
+    async def list_keys(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        include_revoked = request.query.get("revoked", "").lower() in ("1", "true", "yes")
+        found = await keys.read(lambda store: store.all(include_revoked))
+        return json_reply(200, {"keys": [self._view(k) for k in found]})
+
+    async def get_key(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        ref = request.match_info["ref"]
+        return json_reply(200, self._view(await keys.read(lambda store: store.get(ref))))
+
+    async def create_key(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        data = await _json_object(request)
+        key, secret = await keys.change(lambda store: store.create(data))
+        return json_reply(201, self._view(key, secret))
+
+    async def update_key(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        ref, patch = request.match_info["ref"], await _json_object(request)
+        return json_reply(200, self._view(await keys.change(lambda s: s.update(ref, patch))))
+
+    async def rotate_key(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        ref = request.match_info["ref"]
+        key, secret = await keys.change(lambda store: store.rotate(ref))
+        return json_reply(200, self._view(key, secret))
+
+    async def revoke_key(self, request: web.Request) -> web.Response:
+        keys = self._keys
+        ref = request.match_info["ref"]
+        return json_reply(200, self._view(await keys.change(lambda s: s.revoke(ref))))
+
+    async def usage(self, request: web.Request) -> web.Response:
+        """GET /admin/usage?by=tenant&since=7d[&until=…][&tenant=…][&format=csv]"""
+        assert self.db_path is not None
+        query = request.query
+        since = reports.parse_when(query.get("since", "7d"))
+        until = reports.parse_when(query["until"]) if "until" in query else None
+        filters = {name: query.get(name) for name in ("tenant", "key", "model", "project",
+                                                       "provider")}
+        path, by, zone = self.db_path, query.get("by", "tenant"), self.timezone
+
+        def run() -> reports.Report:
+            with read_only(path) as db:
+                return reports.usage_report(db, by, since, until, zone, **filters)
+
+        report = await asyncio.to_thread(run)  # not on the writer's thread: writes go on
+        if query.get("format") == "csv":
+            return web.Response(text=reports.to_csv(report), content_type="text/csv")
+        return json_reply(200, report.as_dict())
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise KeyInvalid(["the body is not valid JSON"]) from None
+    if not isinstance(data, dict):
+        raise KeyInvalid(["the body must be a JSON object"])
+    return data
+

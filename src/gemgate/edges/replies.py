@@ -34,6 +34,11 @@ _OWN_MESSAGES = {
     "ADMIN_ONLY": "The admin key is required.",
     "UPLOAD_UNKNOWN": "Unknown or expired upload session.",
     "GATEWAY_FAULT": "gemgate failed to handle the request.",
+    "KEY_REVOKED": "This gemgate key has been revoked.",
+    "KEY_EXPIRED": "This gemgate key has expired.",
+    "KEY_DISABLED": "This gemgate key is disabled.",
+    "IP_NOT_ALLOWED": "This gemgate key may not be used from this IP address.",
+    "LEDGER_DISABLED": "The ledger is disabled.",
 }
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gemgate.edges.gemini import GeminiEdge
+from gemgate.edges.gemini import REFUSAL_STATUS, GeminiEdge
 from gemgate.pipeline.relay import response_headers
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
@@ -57,9 +57,9 @@ class UploadEdge:
         """The start of an upload is an ordinary call (auth, key choice, retries)."""
         version, path = request.match_info["version"], request.match_info["path"]
         call = self.gemini.new_call(request, "", f"upload/{version}/{path}")
-        tenant, problem = self.gemini.auth.authenticate(request)
+        tenant, problem = self.gemini.auth.authenticate(request, call.client_ip)
         if problem is not None:
-            return self.gemini.refuse(call, 401, problem)
+            return await self.gemini.refuse(call, REFUSAL_STATUS[problem], problem)
         call.tenant = tenant
         call.body = await request.read()
         answer = await self.gemini.relay.forward(call)

@@ -1,17 +1,23 @@
-"""The auth stage: which tenant a gemgate token belongs to.
+"""The auth stage: which tenant a gemgate token belongs to, and whether it may call now.
 
 Tokens come as `x-goog-api-key` (what the SDKs send), `?key=`, or `Authorization: Bearer`.
-They are looked up by SHA-256 digest, so the lookup time does not depend on how much of a
-guessed token is right. A real Google key sent by mistake is refused with a clear reason.
+Configured tokens and virtual keys (`gk-…`) are both looked up by SHA-256 digest, so the lookup
+time does not depend on how much of a guessed token is right. A virtual key is refused with its
+own reason when revoked, expired, disabled or used from an address outside its allowlist; a
+real Google key sent by mistake is refused with a clear reason too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import time
 
 from aiohttp import web
 
+from gemgate.access.book import KeyBook
+from gemgate.access.vkeys import VirtualKey
 from gemgate.config import TenantConfig
 from gemgate.pipeline.call import Tenant
 
@@ -33,16 +39,47 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class ClientAddress:
+    """The caller's IP: the peer, or — when the peer is a trusted reverse proxy — the last
+    address in X-Forwarded-For that is not itself a trusted proxy."""
+
+    def __init__(self, trusted_proxies: list[str]) -> None:
+        self.trusted = [ipaddress.ip_network(c) for c in trusted_proxies]
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def of(self, request: web.Request) -> str | None:
+        peer = request.remote
+        if not self.trusted or peer is None or not self._is_trusted(peer):
+            return peer
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if not self._is_trusted(hop):
+                return hop
+        return peer
+
+
 class Authenticator:
-    def __init__(self, tenants: list[TenantConfig]) -> None:
+    def __init__(self, tenants: list[TenantConfig], book: KeyBook,
+                 address: ClientAddress, open_when_empty: bool) -> None:
         self._by_digest = {_digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback)
                            for t in tenants}
-        # Tokens already proven valid, so the digest is paid once per token, not per request.
-        # Only valid tokens enter, so guesses cannot fill it.
-        self._known: dict[str, Tenant] = {}
-        self.open = not tenants  # loopback development without tokens
+        self.book = book
+        self.address = address
+        # Loopback development with no tokens and no virtual keys: anyone local may call.
+        self._open_when_empty = open_when_empty and not tenants
 
-    def authenticate(self, request: web.Request) -> tuple[Tenant | None, str | None]:
+    @property
+    def open(self) -> bool:
+        return self._open_when_empty and not self.book
+
+    def authenticate(self, request: web.Request,
+                     client_ip: str | None) -> tuple[Tenant | None, str | None]:
         """The tenant, or the id of the problem that refuses the request."""
         token = client_token(request)
         if token and _GOOGLE_KEY.match(token):
@@ -51,11 +88,22 @@ class Authenticator:
             return ANONYMOUS, None
         if token is None:
             return None, "TOKEN_MISSING"
-        tenant = self._known.get(token)
+        key = self.book.find(token)
+        if key is not None:
+            return self._key_tenant(key, client_ip)
+        tenant = self._by_digest.get(_digest(token))
         if tenant is None:
-            tenant = self._by_digest.get(_digest(token))
-            if tenant is None:
-                return None, "TOKEN_INVALID"
-            if len(self._known) < 10_000:
-                self._known[token] = tenant
+            return None, "TOKEN_INVALID"
         return tenant, None
+
+    @staticmethod
+    def _key_tenant(key: VirtualKey, address: str | None) -> tuple[Tenant | None, str | None]:
+        if key.revoked_at is not None:
+            return None, "KEY_REVOKED"
+        if key.expired(time.time()):
+            return None, "KEY_EXPIRED"
+        if not key.spec.enabled:
+            return None, "KEY_DISABLED"
+        if not key.allows_ip(address):
+            return None, "IP_NOT_ALLOWED"
+        return Tenant(key.name, key.spec.priority, key=key), None

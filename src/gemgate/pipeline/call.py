@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gemgate.access.vkeys import VirtualKey
+    from gemgate.scheduling.windows import Bucket
 
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
-    """Who is calling: for now a static client token from the configuration."""
+    """Who is calling: a token from the configuration, or a virtual key with its rights."""
 
     name: str
     priority: str = "normal"
     weight: float = 1.0
     fallback: bool = True
+    key: VirtualKey | None = None
+
+    def allows_model(self, model: str) -> bool:
+        return self.key is None or self.key.allows_model(model)
 
 
 @dataclass(slots=True)
@@ -50,12 +58,14 @@ class Call:
     model_asked: str = ""  # the model (or alias, or "auto") the client named
     route_reason: str | None = None  # why this model: for x-gemgate-route
     estimated_tokens: int | None = None  # input tokens, estimated for quota admission
+    client_ip: str | None = None
+    key_tokens: Bucket | None = None  # where the key's own TPM window counted the estimate
+    attempts: list[Attempt] = field(default_factory=list)
 
     def use_model(self, model: str) -> None:
         """Points the call at another model (an alias's target, auto's choice, a fallback)."""
         self.model = model
         self.path = f"models/{model}:{self.action}" if self.action else f"models/{model}"
-    attempts: list[Attempt] = field(default_factory=list)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()

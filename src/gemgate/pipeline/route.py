@@ -44,7 +44,10 @@ class Router:
         return None
 
     def chain(self, call: Call) -> list[str]:
-        """The model and, when allowed, the models to fall back to, in order."""
+        """The model and, when allowed, the models to fall back to, in order (only those the
+        caller's key may use)."""
         if not call.fallback or call.action not in ("generateContent", "streamGenerateContent"):
             return [call.model]
-        return [call.model, *[m for m in self.fallbacks.get(call.model, []) if m != call.model]]
+        tenant = call.tenant
+        return [call.model, *[m for m in self.fallbacks.get(call.model, [])
+                              if m != call.model and (tenant is None or tenant.allows_model(m))]]

@@ -247,14 +247,17 @@ class GeminiSurface:
         if midstream is not None:
             frames = frames[: midstream.after_chunks]
             frames.append(errors.injected(midstream.error_code)[1])
-        for n, frame in enumerate(frames):
-            if n and config.chunk_delay_ms:
-                await asyncio.sleep(config.chunk_delay_ms / 1000)
-            if sse:
-                await response.write(b"data: " + frame + b"\r\n\r\n")
-            else:  # the legacy SDK's stream: one JSON array, written element by element
-                await response.write((b"[" if n == 0 else b"\r\n,") + frame)
-        if not sse:
-            await response.write(b"]")
-        await response.write_eof()
+        try:
+            for n, frame in enumerate(frames):
+                if n and config.chunk_delay_ms:
+                    await asyncio.sleep(config.chunk_delay_ms / 1000)
+                if sse:
+                    await response.write(b"data: " + frame + b"\r\n\r\n")
+                else:  # the legacy SDK's stream: one JSON array, written element by element
+                    await response.write((b"[" if n == 0 else b"\r\n,") + frame)
+            if not sse:
+                await response.write(b"]")
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client hung up mid-stream, as clients do: nothing left to send
         return response

@@ -1,0 +1,1 @@
+"""Team access: virtual keys (`gk-…`), their rights, rate limits and budgets."""

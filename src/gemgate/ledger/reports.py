@@ -1,0 +1,202 @@
+"""Usage reports: requests, tokens and cost grouped by tenant, key, model, project, provider or
+day over a time range — for `gemgate usage` and `/admin/usage`.
+
+Whole 15-minute buckets are read from the rollup table the writer keeps (a few thousand rows
+for a week, however many requests it held); only the partial buckets at the two ends of the
+range are summed from the request rows themselves, through the index on `ts`. So a report is
+exact to the second and fast over millions of records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from gemgate.ledger.schema import ROLLUP_BUCKET_S
+
+GroupBy = Literal["tenant", "key", "model", "project", "provider", "day"]
+GROUPS: tuple[str, ...] = ("tenant", "key", "model", "project", "provider", "day")
+MEASURES = ("requests", "errors", "prompt_tokens", "candidates_tokens", "thoughts_tokens",
+            "cached_tokens", "total_tokens", "cost_usd")
+
+# The column each grouping reads, in the rollup and in the request rows.
+_ROLLUP_COLUMN = {"tenant": "tenant", "key": "vkey_id", "model": "model", "project": "project",
+                  "provider": "provider", "day": "bucket"}
+_RAW_COLUMN = {"tenant": "tenant", "key": "COALESCE(vkey_id, '')",
+               "model": "COALESCE(model_used, model_asked, '')",
+               "project": "COALESCE(project, '')", "provider": "provider",
+               "day": f"CAST(ts / {ROLLUP_BUCKET_S} AS INTEGER) * {ROLLUP_BUCKET_S}"}
+_ROLLUP_SUMS = ", ".join(f"SUM({m})" for m in MEASURES)
+_RAW_SUMS = ("COUNT(*), SUM(status >= 400 AND cancelled = 0), SUM(prompt_tokens), "
+             "SUM(candidates_tokens), SUM(thoughts_tokens), SUM(cached_tokens), "
+             "SUM(total_tokens), SUM(cost_usd)")
+_FILTERS = ("tenant", "key", "model", "project", "provider")
+
+
+class ReportError(ValueError):
+    pass
+
+
+def parse_when(text: str, now: float | None = None) -> float:
+    """`7d`, `12h`, `30m` (that long ago), `today`, or a date/time (ISO 8601; UTC unless it
+    names a zone) → unix seconds."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return now - float(match.group(1)) * unit
+    if text == "now":
+        return now
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"cannot read {text!r} as a time: use 7d, 12h, 30m or a date such as "
+                          "2026-11-01") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo("UTC"))
+    return when.timestamp()
+
+
+@dataclass(frozen=True)
+class Report:
+    by: str
+    since: float
+    until: float
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "since": _iso(self.since), "until": _iso(self.until),
+                "rows": self.rows, "totals": self.totals}
+
+
+def usage_report(db: sqlite3.Connection, by: str, since: float, until: float | None = None,
+                 timezone: str = "UTC", **filters: str | None) -> Report:
+    if by not in GROUPS:
+        raise ReportError(f"cannot group by {by!r}: use one of {', '.join(GROUPS)}")
+    until = time.time() if until is None else until
+    if until <= since:
+        raise ReportError("the end of the range must come after its start")
+    where, args = _filters(filters)
+    sums: dict[Any, list[float]] = {}
+    first = math.ceil(since / ROLLUP_BUCKET_S) * ROLLUP_BUCKET_S  # whole buckets: [first, last)
+    last = math.floor(until / ROLLUP_BUCKET_S) * ROLLUP_BUCKET_S
+    if first < last:
+        _add(sums, db.execute(
+            f"SELECT {_ROLLUP_COLUMN[by]}, {_ROLLUP_SUMS} FROM usage_rollup "
+            f"WHERE bucket >= ? AND bucket < ?{where['rollup']} GROUP BY 1",
+            (first, last, *args)))
+        edges = [(since, first), (last, until)]
+    else:
+        edges = [(since, until)]
+    for start, end in edges:
+        if start < end:
+            _add(sums, db.execute(
+                f"SELECT {_RAW_COLUMN[by]}, {_RAW_SUMS} FROM requests "
+                f"WHERE ts >= ? AND ts < ?{where['raw']} GROUP BY 1", (start, end, *args)))
+    if by == "day":
+        sums = _by_local_day(sums, ZoneInfo(timezone))
+    rows = [{by: group, **_measures(values)} for group, values in sums.items()]
+    if by == "key":
+        names = dict(db.execute("SELECT id, name FROM vkeys"))
+        for row in rows:
+            row["name"] = names.get(row["key"], "") if row["key"] else "(configured tokens)"
+    rows.sort(key=(lambda r: r["day"]) if by == "day" else (lambda r: (-r["cost_usd"],
+                                                                       -r["requests"])))
+    totals = _measures([sum(r[m] for r in rows) for m in MEASURES])
+    return Report(by, since, until, rows, totals)
+
+
+def _filters(filters: dict[str, str | None]) -> tuple[dict[str, str], list[str]]:
+    rollup, raw, args = "", "", []
+    for name, value in filters.items():
+        if name not in _FILTERS:
+            raise ReportError(f"unknown filter {name!r}")
+        if value:
+            rollup += f" AND {_ROLLUP_COLUMN[name]} = ?"
+            raw += f" AND {_RAW_COLUMN[name]} = ?"
+            args.append(value)
+    return {"rollup": rollup, "raw": raw}, args
+
+
+def _add(sums: dict[Any, list[float]], rows: sqlite3.Cursor) -> None:
+    for group, *values in rows:
+        total = sums.setdefault(group, [0.0] * len(MEASURES))
+        for i, value in enumerate(values):
+            total[i] += value or 0
+
+
+def _by_local_day(sums: dict[Any, list[float]], zone: ZoneInfo) -> dict[Any, list[float]]:
+    days: dict[Any, list[float]] = {}
+    for bucket, values in sums.items():
+        day = datetime.fromtimestamp(bucket, zone).date().isoformat()
+        total = days.setdefault(day, [0.0] * len(MEASURES))
+        for i, value in enumerate(values):
+            total[i] += value
+    return days
+
+
+def _measures(values: list[float]) -> dict[str, Any]:
+    row: dict[str, Any] = {m: int(v) for m, v in zip(MEASURES[:-1], values, strict=False)}
+    row["cost_usd"] = round(values[-1], 9)
+    return row
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo("UTC")).isoformat(timespec="seconds")
+
+
+# ---- output -----------------------------------------------------------------------------
+
+def _columns(report: Report) -> list[str]:
+    first = [report.by, "name"] if report.by == "key" else [report.by]
+    return [*first, *MEASURES]
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_columns(report))
+    for row in report.rows:
+        writer.writerow([row[c] for c in _columns(report)])
+    return out.getvalue()
+
+
+def to_table(report: Report) -> str:
+    """A plain-text table with a total line, sized to its content."""
+    columns = _columns(report)
+    headings = {"prompt_tokens": "prompt", "candidates_tokens": "output",
+                "thoughts_tokens": "thinking", "cached_tokens": "cached",
+                "total_tokens": "total", "cost_usd": "cost (USD)"}
+    lines = [[headings.get(c, c) for c in columns]]
+    for row in [*report.rows, {columns[0]: "TOTAL", **report.totals}]:
+        lines.append([_cell(row.get(c, "")) for c in columns])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    text_columns = 2 if report.by == "key" else 1
+    rendered = []
+    for n, line in enumerate(lines):
+        cells = [cell.ljust(w) if i < text_columns else cell.rjust(w)
+                 for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
+        rendered.append("  ".join(cells).rstrip())
+        if n == 0 or n == len(lines) - 2:
+            rendered.append("  ".join("-" * w for w in widths))
+    period = f"{_iso(report.since)} .. {_iso(report.until)} (UTC)"
+    return f"usage by {report.by}, {period}\n" + "\n".join(rendered)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value) if value != "" else "-"
+

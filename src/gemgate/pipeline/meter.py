@@ -1,0 +1,87 @@
+"""The meter stage: turns a finished request into its ledger record, charges its cost to the
+key's budgets, and holds the response's last byte until the record is committed.
+
+Cost follows usage: Google reports usageMetadata only for what it generated, so a failed
+request costs nothing, and a stream that ended early (the client left, or the upstream broke)
+costs what its last chunk reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gemgate.access.budgets import Budgets
+from gemgate.access.rates import KeyRates
+from gemgate.ledger.record import Record
+from gemgate.ledger.writer import Ledger
+from gemgate.pipeline.call import Call
+from gemgate.prices import PriceBook, Tokens
+
+log = logging.getLogger("gemgate.meter")
+GEMINI = "gemini"
+
+
+class Meter:
+    def __init__(self, ledger: Ledger | None, prices: PriceBook, budgets: Budgets,
+                 rates: KeyRates, unbilled_projects: frozenset[str],
+                 commit_timeout_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+        self.ledger, self.prices, self.budgets, self.rates = ledger, prices, budgets, rates
+        self.unbilled_projects = unbilled_projects  # free tier: Google bills nothing
+        self.commit_timeout_s = commit_timeout_s
+        self.clock = clock
+
+    def record(self, call: Call, status: int, problem: str | None,
+               usage: dict[str, Any] | None, cancelled: bool = False,
+               wait: bool = True) -> asyncio.Future[None] | None:
+        """Charges the request and queues its record; None when there is nothing to await."""
+        if call.tenant is None:  # refused before we knew who called: the access log has it
+            return None
+        tokens = Tokens.of(usage)
+        last = call.attempts[-1] if call.attempts else None
+        project = last.project if last else None
+        cost = 0.0
+        if (tokens.total or tokens.prompt) and project not in self.unbilled_projects:
+            cost = self.prices.cost(call.model, tokens)
+        key = call.tenant.key
+        if key is not None:
+            self.budgets.add(key, cost)
+            if call.key_tokens is not None and tokens.prompt and call.estimated_tokens:
+                self.rates.settle(key, call.key_tokens, call.estimated_tokens, tokens.prompt)
+        if self.ledger is None:
+            return None
+        elapsed_ms = call.elapsed_ms()
+        record = Record(
+            ts=self.clock() - elapsed_ms / 1000, request_id=call.request_id,
+            tenant=call.tenant.name, vkey_id=key.id if key else None, provider=GEMINI,
+            project=project, key_mask=last.masked_key if last else None,
+            model_asked=call.model_asked or call.model or None,
+            model_used=call.model if last else None, action=call.action or None,
+            status=status, problem=problem, **Record.with_tokens(tokens), cost_usd=cost,
+            latency_ms=round(elapsed_ms, 2), stream=call.stream, cancelled=cancelled,
+            attempts=len(call.attempts), attempt_log=_attempt_log(call),
+            priority=call.priority, client_ip=call.client_ip)
+        return self.ledger.add(record, wait)
+
+    async def commit(self, call: Call, status: int, problem: str | None,
+                     usage: dict[str, Any] | None) -> None:
+        """Records the request and waits for the commit — up to `commit_timeout_s`: a stalled
+        disk must not hold answers hostage (the record stays queued and is written later)."""
+        future = self.record(call, status, problem, usage)
+        if future is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.commit_timeout_s)
+        except TimeoutError:
+            log.error("ledger commit of request %s took over %.1fs; answering anyway",
+                      call.request_id, self.commit_timeout_s)
+
+
+def _attempt_log(call: Call) -> str | None:
+    if not call.attempts:
+        return None
+    return ";".join(f"{a.project}/{a.status}/{a.upstream_ms:.0f}ms"
+                    + (f"/{a.problem}" if a.problem else "") for a in call.attempts)

@@ -1,0 +1,63 @@
+"""The rights stage: what a virtual key may do — which models, how fast, how much spend.
+
+Runs after routing (so an alias or `auto` is judged by the model it became) and before any
+upstream attempt. Configured tokens have no such limits and pass straight through.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from gemgate.access.budgets import Budgets
+from gemgate.access.rates import KeyRates
+from gemgate.pipeline.call import Call
+from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.scheduling.estimate import estimate_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    problem: str
+    status: int
+    message: str
+    retry_after_s: float | None = None
+
+
+class Rights:
+    def __init__(self, rates: KeyRates, budgets: Budgets) -> None:
+        self.rates, self.budgets = rates, budgets
+
+    def check(self, call: Call) -> Refusal | None:
+        key = call.tenant.key if call.tenant is not None else None
+        if key is None:
+            return None
+        if call.model and not key.allows_model(call.model):
+            return Refusal("MODEL_NOT_ALLOWED", 403,
+                           f"Virtual key {key.name!r} may not use model {call.model}; it may "
+                           f"use: {', '.join(key.spec.models)}.")
+        stop = self.budgets.check(key)
+        if stop is not None:
+            resets = datetime.fromtimestamp(stop.resets_at, self.budgets.zone)
+            return Refusal("BUDGET_EXCEEDED", 429,
+                           f"Virtual key {key.name!r} has spent {stop.spent_usd:.6f} USD of its "
+                           f"{stop.kind} budget of {stop.budget_usd:.6f} USD; the budget resets "
+                           f"at {resets.isoformat(timespec='seconds')}.",
+                           max(1.0, stop.resets_at - time.time()))
+        if call.action not in MODEL_ACTIONS:
+            return None
+        tokens = 0
+        if key.spec.tpm is not None and call.action != "countTokens":
+            if call.estimated_tokens is None:
+                call.estimated_tokens = estimate_tokens(call.parsed)
+            tokens = call.estimated_tokens
+        wait, call.key_tokens = self.rates.admit(key, tokens)
+        if wait > 0:
+            limits = ", ".join(f"{n} {v}" for n, v in (("RPM", key.spec.rpm),
+                                                        ("TPM", key.spec.tpm)) if v)
+            return Refusal("KEY_RATE_LIMITED", 429,
+                           f"Virtual key {key.name!r} is over its own rate limit ({limits}).",
+                           wait)
+        return None
+
