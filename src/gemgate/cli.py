@@ -88,3 +88,13 @@ def serve(config_path: Path | None, host: str | None, port: int | None, simulate
     from gemgate.serve import run
 
     run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate)
+
+
+def _register_team_commands() -> None:
+    from gemgate.team_cli import usage, vkeys
+
+    main.add_command(vkeys)
+    main.add_command(usage)
+
+
+_register_team_commands()

@@ -147,7 +147,7 @@ def _by_local_day(sums: dict[Any, list[float]], zone: ZoneInfo) -> dict[Any, lis
 
 def _measures(values: list[float]) -> dict[str, Any]:
     row: dict[str, Any] = {m: int(v) for m, v in zip(MEASURES[:-1], values, strict=False)}
-    row["cost_usd"] = round(values[-1], 9)
+    row["cost_usd"] = round(float(values[-1]), 9)
     return row
 
 
