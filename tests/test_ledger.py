@@ -175,3 +175,41 @@ def test_refusals_after_auth_are_recorded_and_unauthenticated_ones_are_not(
     assert (rows[-1]["status"], rows[-1]["problem"], rows[-1]["cost_usd"]) == (
         400, "MALFORMED_JSON", 0.0)
     assert rows[-1]["request_id"] == bad_json.headers["x-gemgate-request-id"]
+
+
+def test_the_answer_ends_only_after_its_record_is_committed(sim: RunningSimulator) -> None:
+    """Another connection holds the database's write lock, so the ledger cannot commit: the
+    answer (plain) and the end of the stream must wait for it, then arrive with the record."""
+    import sqlite3
+    import threading
+
+    with run_gateway(sim.url, PAID, ledger={"commit_timeout_s": 30}) as gateway:
+        client = sdk(gateway.url, TOKEN)
+        client.models.generate_content(model="gemini-2.5-flash-lite", contents="warm up")
+        blocker = sqlite3.connect(gateway.db_path, isolation_level=None)
+        for streamed in (False, True):
+            blocker.execute("BEGIN IMMEDIATE")  # the write lock, as a busy disk would hold it
+            done = threading.Event()
+            received: list[Any] = []
+
+            def call(streamed: bool = streamed, done: threading.Event = done,
+                     received: list[Any] = received) -> None:
+                if streamed:
+                    for chunk in client.models.generate_content_stream(
+                            model="gemini-2.5-flash-lite", contents="Write thirty words"):
+                        received.append(chunk)
+                else:
+                    received.append(client.models.generate_content(
+                        model="gemini-2.5-flash-lite", contents="wait for the ledger"))
+                done.set()
+
+            worker = threading.Thread(target=call)
+            worker.start()
+            assert not done.wait(1.0), "the answer ended before its record was committed"
+            if streamed:
+                assert received, "the stream's chunks flow; only its end waits"
+            blocker.execute("COMMIT")
+            assert done.wait(10)
+            worker.join()
+            assert gateway.ledger("request_id = ?", (request_id(received[0]),))
+        blocker.close()
