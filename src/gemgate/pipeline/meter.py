@@ -74,7 +74,9 @@ class Meter:
         if future is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.commit_timeout_s)
+            # A timeout cancels only this wait: the record is already in the writer's batch.
+            async with asyncio.timeout(self.commit_timeout_s):
+                await future
         except TimeoutError:
             log.error("ledger commit of request %s took over %.1fs; answering anyway",
                       call.request_id, self.commit_timeout_s)
