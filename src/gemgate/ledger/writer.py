@@ -1,10 +1,15 @@
-"""The ledger's single writer: records are group-committed on one thread, off the event loop.
+"""The ledger's single writer: records are group-committed, one batch at a time.
 
 A request hands its record over and awaits the commit before its response's last byte goes
 out, so a client never holds a complete answer that the ledger does not. While one batch is
 being committed the next one gathers, so under load a commit carries many records and costs
-each of them little. Everything else that writes the database (virtual keys, pruning) runs on
-the same thread and connection: one writer, so never "database is locked".
+each of them little. Everything else that writes the database (virtual keys, pruning) goes
+through the same connection, one after another: one writer, so never "database is locked".
+
+Where the writing runs was chosen by measurement (docs/benchmarks.md): with synchronous=normal a
+commit only writes into the OS's cache, so it runs on the event loop (a thread hand-off cost
+more than the write); with synchronous=full it runs on a thread of its own, as an fsync must not
+stall the loop. WAL checkpoints, which do fsync, run on a side connection and thread.
 """
 
 from __future__ import annotations
