@@ -13,7 +13,7 @@ webhook, once per key, period and level.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -109,13 +109,16 @@ class Budgets:
             spend = self._spend[(key_id, kind)] = Spend(period)
         return spend
 
-    def check(self, key: VirtualKey) -> Stop | None:
+    def _tracked(self, key: VirtualKey) -> Iterator[tuple[Kind, float, Spend]]:
+        """Each budget the key has, with this period's counter."""
         now = self.clock()
         for kind in KINDS:
             limit = limit_of(key, kind)
-            if limit is None:
-                continue
-            spend = self._current(key.id, kind, now)
+            if limit is not None:
+                yield kind, limit, self._current(key.id, kind, now)
+
+    def check(self, key: VirtualKey) -> Stop | None:
+        for kind, limit, spend in self._tracked(key):
             if spend.usd >= limit:
                 return Stop(kind, limit, spend.usd, spend.period.end)
         return None
@@ -123,12 +126,7 @@ class Budgets:
     def add(self, key: VirtualKey, usd: float) -> None:
         if usd <= 0:
             return
-        now = self.clock()
-        for kind in KINDS:
-            limit = limit_of(key, kind)
-            if limit is None:
-                continue
-            spend = self._current(key.id, kind, now)
+        for kind, limit, spend in self._tracked(key):
             spend.usd += usd
             for level, share in self._levels():
                 if spend.usd >= limit * share and level not in spend.alerted:
