@@ -25,6 +25,7 @@ from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router
+from gemgate.pipeline.stages import Pipeline
 from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
@@ -33,6 +34,7 @@ from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.prober import Prober
+from gemgate.upstream.providers import Providers
 
 POOL = web.AppKey("pool", KeyPool)
 LEDGER = web.AppKey("ledger", Ledger)
@@ -72,8 +74,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     client = UpstreamClient(settings)
     router = Router(settings)
     scheduler = _scheduler(settings, pool, limits)
+    providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
+                          settings.stream_idle_timeout_s)
     relay = Relay(pool, client, settings.retry, scheduler, limits, router,
-                  settings.scheduling.fallback_after_s)
+                  settings.scheduling.fallback_after_s, providers)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
     ledger = _ledger(settings, clock)
@@ -85,9 +89,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                                                   settings.ledger.key_refresh_s)
     auth = Authenticator(settings.tenants, book, ClientAddress(settings.trusted_proxies),
                          open_when_empty=settings.loopback_only())
-    gemini = GeminiEdge(auth, router, Rights(rates, budgets), relay,
-                        _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
-                        settings.deadline_s, settings.log_requests)
+    flow = Pipeline(auth, router, Rights(rates, budgets), relay,
+                    _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
+                    settings.deadline_s, settings.log_requests)
+    gemini = GeminiEdge(flow)
 
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[google_shaped_failures])

@@ -48,6 +48,12 @@ def clean_key(raw: str) -> str:
     return key
 
 
+def check_proxy(proxy: str | None) -> str | None:
+    if proxy and not re.match(r"^(https?|socks5h?|socks4)://", proxy):
+        raise ValueError("proxy must start with http://, https://, socks5:// or socks4://")
+    return proxy or None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,9 +91,7 @@ class ProjectConfig(_Strict):
     @field_validator("proxy")
     @classmethod
     def _proxy_scheme(cls, proxy: str | None) -> str | None:
-        if proxy and not re.match(r"^(https?|socks5h?|socks4)://", proxy):
-            raise ValueError("proxy must start with http://, https://, socks5:// or socks4://")
-        return proxy or None
+        return check_proxy(proxy)
 
 
 class TenantConfig(_Strict):
@@ -168,6 +172,59 @@ class PriceConfig(_Strict):
     cached_long: float | None = Field(default=None, ge=0)
 
 
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+class ProviderConfig(_Strict):
+    """An OpenAI-compatible upstream (DeepSeek, OpenRouter, a vLLM server, …): the last links of
+    fallback chains, or an alias's target, named `<provider>/<model>`."""
+
+    name: str
+    base_url: str  # the API root its SDK would use, e.g. https://api.deepseek.com/v1
+    keys: list[str] = Field(min_length=1)  # tried in turn; a refused key cools for a while
+    models: dict[str, str] = Field(default_factory=dict)  # gemgate's name -> the provider's id
+    proxy: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _PROVIDER_NAME.match(name) or name in ("gemini", "models", "tunedmodels"):
+            raise ValueError("a provider name is lower-case letters, digits, '-' or '_', and "
+                             "not gemini, models or tunedModels")
+        return name
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @field_validator("keys")
+    @classmethod
+    def _clean(cls, keys: list[str]) -> list[str]:
+        return [clean_key(key) for key in keys]
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_scheme(cls, proxy: str | None) -> str | None:
+        return check_proxy(proxy)
+
+
+class RemoteImagesConfig(_Strict):
+    """Image URLs in OpenAI messages are fetched by the gateway only from these hosts."""
+
+    allowed_hosts: list[str] = Field(default_factory=list)  # "img.example.com", "*.cdn.com"
+    max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class OpenAIConfig(_Strict):
+    """The OpenAI-compatible surface (/v1/chat/completions, /v1beta/openai/…)."""
+
+    remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
+
+
 def _default_fallbacks() -> dict[str, list[str]]:
     return {"gemini-2.5-pro": ["gemini-2.5-flash", "gemini-2.5-flash-lite"],
             "gemini-2.5-flash": ["gemini-2.5-flash-lite"]}
@@ -201,6 +258,8 @@ class Settings(_Strict):
     timezone: str = "UTC"  # of budget periods and of days in usage reports
     # Reverse proxies whose X-Forwarded-For is believed (for virtual keys' IP allowlists).
     trusted_proxies: list[str] = Field(default_factory=list)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -318,10 +377,26 @@ def _check_whole(settings: Settings) -> list[str]:
     names = [p.name for p in settings.projects]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"projects: the name {name} is used twice")
+    problems += _check_provider_links(settings)
     if not settings.loopback_only() and not settings.tenants and not settings.admin_key:
         problems.append(f"host: listening on {settings.host} beyond loopback needs client "
                         "tokens (GEMGATE_CLIENT_KEYS or tenants:) or an admin key to create "
                         "virtual keys with, so strangers cannot spend your quota")
+    return problems
+
+
+def _check_provider_links(settings: Settings) -> list[str]:
+    """Every `<provider>/<model>` named in fallbacks or aliases must name a declared provider."""
+    names = [p.name for p in settings.providers]
+    problems = [f"providers: the name {n} is used twice" for n in set(names)
+                if names.count(n) > 1]
+    links = [(f"fallback.{m}", link) for m, chain in settings.fallback.items() for link in chain]
+    links += [(f"aliases.{a}", target) for a, target in settings.aliases.items()]
+    for where, link in links:
+        provider, slash, _ = link.partition("/")
+        if slash and provider not in names:
+            problems.append(f"{where}: {link} names no provider (declared: "
+                            f"{', '.join(names) or 'none'})")
     return problems
 
 

@@ -11,8 +11,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.call import Call
 from gemgate.problems import hint, language
 from gemgate.secrets import scrub
 
@@ -100,3 +103,34 @@ def cooling_error(lang: str, retry_after_s: float, quota_error: bytes,
                                    "https://ai.google.dev/gemini-api/docs/rate-limits")))
     details.append(retry_info(retry_after_s))
     return gateway_error(429, problem, lang, message, details)
+
+
+def retry_after(seconds: float) -> str:
+    """Retry-After in whole seconds, never rounded down to an earlier moment."""
+    return str(max(1, int(seconds + 0.999)))
+
+
+def answer_headers(call: Call, answer: Answer) -> CIMultiDict[str]:
+    """Upstream's headers, plus which request this was and which model answered, and why."""
+    headers = CIMultiDict(answer.headers)
+    headers["x-gemgate-request-id"] = call.request_id
+    if call.model:
+        headers["x-gemgate-model"] = call.model
+    if call.route_reason:
+        headers["x-gemgate-route"] = call.route_reason
+    return headers
+
+
+def google_error_of(call: Call, answer: Answer) -> dict[str, Any]:
+    """A failed answer in Google's shape: Google's (or a provider's) own error with the hint,
+    or gemgate's — cooling refusals keep the QuotaFailure of Google's last 429."""
+    problem = answer.problem
+    payload = None
+    if answer.body and answer.gateway_problem is None:
+        payload = upstream_error(answer.body, problem, call.lang)
+    if payload is None and problem in ("ALL_PROJECTS_COOLING", "NO_QUOTA_ROOM"):
+        payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error,
+                                problem)
+    if payload is None:
+        payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang)
+    return payload

@@ -17,8 +17,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gemgate.edges.gemini import REFUSAL_STATUS, GeminiEdge
+from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline.relay import response_headers
+from gemgate.pipeline.stages import refusal
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
 from .replies import gateway_error, json_reply, lang_of
@@ -57,18 +58,17 @@ class UploadEdge:
         """The start of an upload is an ordinary call (auth, key choice, retries)."""
         version, path = request.match_info["version"], request.match_info["path"]
         call = self.gemini.new_call(request, "", f"upload/{version}/{path}")
-        tenant, problem = self.gemini.auth.authenticate(request, call.client_ip)
+        problem = self.gemini.flow.authenticate(request, call)
         if problem is not None:
-            return await self.gemini.refuse(call, REFUSAL_STATUS[problem], problem)
-        call.tenant = tenant
+            return await self.gemini.refuse(call, refusal(problem))
         call.body = await request.read()
-        answer = await self.gemini.relay.forward(call)
+        answer = await self.gemini.flow.relay.forward(call)
         upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
         if answer.status != 200 or not upstream_url or not call.attempts:
             return await self.gemini.reply(request, call, answer)
         upload_id = parse_qs(urlsplit(upstream_url).query).get("upload_id", [""])[0]
         project = call.attempts[-1].project
-        pool_project = self.gemini.relay.pool.project(project)
+        pool_project = self.gemini.flow.relay.pool.project(project)
         self._remember(upload_id, UploadSession(upstream_url, project,
                                                 pool_project.proxy if pool_project else None,
                                                 time.monotonic()))
@@ -103,6 +103,6 @@ class UploadEdge:
             return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
             self._sessions.pop(upload_id, None)
-            self.gemini.owners.remember(body, session.project)
+            self.gemini.flow.owners.remember(body, session.project)
         return web.Response(status=upstream.status, body=body,
                             headers=CIMultiDict(response_headers(upstream)))

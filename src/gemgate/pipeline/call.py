@@ -32,6 +32,7 @@ class Attempt:
     status: int  # 0 when no HTTP answer came (connection error, timeout)
     problem: str | None
     upstream_ms: float
+    provider: str | None = None  # an OpenAI-compatible provider's name; None for Google
 
 
 @dataclass(slots=True)

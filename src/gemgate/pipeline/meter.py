@@ -42,10 +42,12 @@ class Meter:
             return None
         tokens = Tokens.of(usage)
         last = call.attempts[-1] if call.attempts else None
-        project = last.project if last else None
+        provider = (last.provider if last else None) or GEMINI
+        project = last.project if last and last.provider is None else None
         cost = 0.0
-        if (tokens.total or tokens.prompt) and project not in self.unbilled_projects:
-            cost = self.prices.cost(call.model, tokens)
+        if (tokens.total or tokens.prompt) and (provider != GEMINI or
+                                                project not in self.unbilled_projects):
+            cost = self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
         key = call.tenant.key
         if key is not None:
             self.budgets.add(key, cost)
@@ -56,7 +58,7 @@ class Meter:
         elapsed_ms = call.elapsed_ms()
         record = Record(
             ts=self.clock() - elapsed_ms / 1000, request_id=call.request_id,
-            tenant=call.tenant.name, vkey_id=key.id if key else None, provider=GEMINI,
+            tenant=call.tenant.name, vkey_id=key.id if key else None, provider=provider,
             project=project, key_mask=last.masked_key if last else None,
             model_asked=call.model_asked or call.model or None,
             model_used=call.model if last else None, action=call.action or None,

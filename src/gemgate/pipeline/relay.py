@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from gemgate.config import RetryConfig
+from gemgate.pipeline.answer import Answer, GoogleStream
 from gemgate.pipeline.call import Attempt, Call
 from gemgate.pipeline.route import Router
 from gemgate.scheduling.estimate import estimate_tokens
@@ -28,37 +28,20 @@ from gemgate.secrets import scrub
 from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
+from gemgate.upstream.providers import Link, Providers
 from gemgate.usage import find_usage
 
 # Calls that spend a model's quota, so go through admission.
 QUOTA_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "embedContent",
                            "batchEmbedContents"})
-# Outcomes after which the next model of the chain may do better.
+GENERATE_ACTIONS = frozenset({"generateContent", "streamGenerateContent"})
+# Outcomes after which the next model of the chain (or another provider) may do better.
 _FALL_BACK_ON = frozenset({"MODEL_OVERLOADED", "QUOTA_EXHAUSTED", "NO_QUOTA_ROOM",
-                           "ALL_PROJECTS_COOLING"})
+                           "ALL_PROJECTS_COOLING", "NO_HEALTHY_KEYS", "UPSTREAM_UNREACHABLE",
+                           "UPSTREAM_INTERNAL", "PROVIDER_RATE_LIMITED", "PROVIDER_KEY_INVALID",
+                           "PROVIDER_UNAVAILABLE", "PROVIDER_KEYS_RESTING"})
 _REFUSAL_STATUS = {"NO_QUOTA_ROOM": 429, "ALL_PROJECTS_COOLING": 429, "NO_HEALTHY_KEYS": 503}
-
-
-@dataclass(slots=True)
-class Answer:
-    """What goes back to the client: a whole body, or an open upstream stream to pipe."""
-
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    stream: aiohttp.ClientResponse | None = None
-    first_chunk: bytes = b""
-    lease: Lease | None = None  # held until a stream ends, so in-flight counts stay true
-    grant: Grant | None = None  # the stream's quota reservation, settled when it ends
-    verdict: Verdict | None = None  # why an upstream error is being passed on
-    gateway_problem: str | None = None  # gemgate's own refusal (no room, no keys, deadline)
-    retry_after_s: float | None = None
-    quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
-    usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
-
-    @property
-    def problem(self) -> str | None:
-        return self.gateway_problem or (self.verdict.problem if self.verdict else None)
+_PROVIDER_DOWN = Verdict("PROVIDER_UNAVAILABLE", retry=True, reason="connection failed")
 
 
 _ERROR_STARTS = (b'data: {"error"', b'[{"error"', b'{"error"')
@@ -79,10 +62,11 @@ def _prompt_tokens(usage: dict[str, Any] | None) -> int | None:
 class Relay:
     def __init__(self, pool: KeyPool, client: UpstreamClient, retry: RetryConfig,
                  scheduler: Scheduler | None, limits: LimitBook, router: Router,
-                 fallback_after_s: float) -> None:
+                 fallback_after_s: float, providers: Providers) -> None:
         self.pool, self.client, self.retry = pool, client, retry
         self.scheduler, self.limits, self.router = scheduler, limits, router
         self.fallback_after_s = fallback_after_s
+        self.providers = providers
 
     async def forward(self, call: Call) -> Answer:
         chain = self.router.chain(call)
@@ -93,7 +77,11 @@ class Relay:
                 call.use_model(model)
             patience = call.remaining() if last_link else min(self.fallback_after_s,
                                                               call.remaining())
-            answer = await self._through_model(call, patience)
+            link = self.providers.link(model) if self.providers else None
+            if link is not None:
+                answer = await self._through_provider(call, link)
+            else:
+                answer = await self._through_model(call, patience)
             if last_link or answer.problem not in _FALL_BACK_ON or call.remaining() <= 0:
                 return answer
         return answer
@@ -166,6 +154,49 @@ class Relay:
                 await asyncio.sleep(pause)
         return last if last is not None else Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
 
+    async def _through_provider(self, call: Call, link: Link) -> Answer:
+        """The provider's keys in turn, with backoff on its server errors, until an answer
+        worth passing on or the deadline."""
+        if call.action not in GENERATE_ACTIONS:
+            return Answer(400, gateway_problem="PROVIDER_UNSUPPORTED")
+        provider = link.provider
+        last: Answer | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            key = provider.next_key(time.monotonic())
+            if key is None:
+                return last or Answer(429, gateway_problem="PROVIDER_KEYS_RESTING",
+                                      retry_after_s=provider.soonest(time.monotonic()))
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(max(0.001, self._attempt_limit(call))):
+                    answer, verdict = await self.providers.attempt(call, link, key)
+            except TimeoutError:
+                verdict = TIMEOUT
+                answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT", verdict=verdict)
+            except NETWORK_ERRORS:
+                verdict = _PROVIDER_DOWN
+                answer = Answer(502, gateway_problem="PROVIDER_UNAVAILABLE", verdict=verdict)
+            call.attempts.append(Attempt(provider.name, key.masked, answer.status if
+                                         answer.gateway_problem is None else 0, verdict.problem,
+                                         (time.perf_counter() - started) * 1000, provider.name))
+            if verdict.ok or not verdict.retry:
+                return answer
+            last = answer
+            if attempt == self.retry.attempts or call.remaining() <= 0:
+                break
+            if not verdict.elsewhere:
+                pause = self._backoff(attempt)
+                if pause >= call.remaining():
+                    break
+                await asyncio.sleep(pause)
+        return last or Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
+
+    def _attempt_limit(self, call: Call) -> float:
+        limit = call.remaining()
+        if self.retry.attempt_timeout_s is not None:
+            limit = min(limit, self.retry.attempt_timeout_s)
+        return limit
+
     def _settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
         if self.scheduler is not None:
             self.scheduler.settle(grant, tokens, counted)
@@ -201,11 +232,8 @@ class Relay:
     async def _attempt(self, call: Call, lease: Lease) -> tuple[Answer, Verdict]:
         started = time.perf_counter()
         status = 0
-        limit = call.remaining()
-        if self.retry.attempt_timeout_s is not None:
-            limit = min(limit, self.retry.attempt_timeout_s)
         try:
-            async with asyncio.timeout(max(0.001, limit)):
+            async with asyncio.timeout(max(0.001, self._attempt_limit(call))):
                 upstream = await self.client.send(call, lease)
                 status = upstream.status
                 if status == 200 and call.stream:
@@ -245,8 +273,8 @@ class Relay:
             return Answer(status, [("content-type", "application/json; charset=UTF-8")], body,
                           verdict=verdict, gateway_problem=None if body else
                           "UPSTREAM_UNREACHABLE"), verdict
-        answer = Answer(200, response_headers(upstream), stream=upstream, first_chunk=first,
-                        lease=lease)
+        answer = Answer(200, response_headers(upstream), stream=GoogleStream(upstream),
+                        first_chunk=first, lease=lease, secret=lease.key.secret)
         return answer, classify(200, b"")
 
 

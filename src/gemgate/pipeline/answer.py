@@ -1,0 +1,65 @@
+"""What the relay hands back to an edge: a whole body, or an open stream to pipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+
+if TYPE_CHECKING:
+    from gemgate.scheduling.scheduler import Grant
+    from gemgate.upstream.classify import Verdict
+    from gemgate.upstream.pool import Lease
+
+
+class ChunkStream(Protocol):
+    """An answer still arriving, in Gemini's stream framing. `read` gives b"" at the end and
+    raises a network error (aiohttp.ClientError, OSError, TimeoutError) when it breaks."""
+
+    async def read(self) -> bytes: ...
+
+    def release(self) -> None:
+        """Done, cleanly: the connection may be reused."""
+
+    def close(self) -> None:
+        """Abandoned: drop the connection."""
+
+
+class GoogleStream:
+    """Google's stream as it comes: its bytes are relayed untouched, never re-framed."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    async def read(self) -> bytes:
+        return await self.response.content.readany()
+
+    def release(self) -> None:
+        self.response.release()
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    stream: ChunkStream | None = None
+    first_chunk: bytes = b""
+    lease: Lease | None = None  # held until a stream ends, so in-flight counts stay true
+    grant: Grant | None = None  # the stream's quota reservation, settled when it ends
+    verdict: Verdict | None = None  # why an upstream error is being passed on
+    gateway_problem: str | None = None  # gemgate's own refusal (no room, no keys, deadline)
+    retry_after_s: float | None = None
+    quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
+    usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
+    secret: str | None = None  # the upstream key used, to scrub from stream error events
+
+    @property
+    def problem(self) -> str | None:
+        return self.gateway_problem or (self.verdict.problem if self.verdict else None)

@@ -1,0 +1,129 @@
+"""The stages every edge runs a call through, in order: auth → (the edge reads and checks the
+body) → route → rights → affinity → relay; and, on the way back, the access log and the meter.
+
+Edges differ only in the wire format they read and write (Gemini's, OpenAI's); what happens to
+a call between the two is here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gemgate.logs import access_log
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.call import Call
+from gemgate.pipeline.meter import Meter
+from gemgate.pipeline.relay import Relay
+from gemgate.pipeline.rights import Refusal, Rights
+from gemgate.pipeline.route import Router
+from gemgate.upstream.affinity import ResourceOwners
+from gemgate.upstream.classify import Verdict
+from gemgate.upstream.client import forwardable
+
+# The HTTP status of each refusal made before the relay (rights bring their own).
+REFUSAL_STATUS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
+                  "KEY_REVOKED": 401, "KEY_EXPIRED": 401, "KEY_DISABLED": 403,
+                  "IP_NOT_ALLOWED": 403, "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413,
+                  "BAD_PRIORITY": 400}
+
+
+def refusal(problem: str, message: str = "") -> Refusal:
+    """A refusal with its usual status; an empty message means the problem's own."""
+    return Refusal(problem, REFUSAL_STATUS[problem], message)
+
+
+def _deadline_s(request: web.Request, default: float) -> float:
+    """The client's X-Server-Timeout (seconds) when shorter than the gateway's own deadline."""
+    asked = request.headers.get("X-Server-Timeout")
+    try:
+        return min(default, float(asked)) if asked else default
+    except ValueError:
+        return default
+
+
+class Pipeline:
+    def __init__(self, auth: Authenticator, router: Router, rights: Rights, relay: Relay,
+                 meter: Meter, owners: ResourceOwners, deadline_s: float,
+                 log_requests: bool = True) -> None:
+        self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
+        self.meter, self.owners = meter, owners
+        self.deadline_s = deadline_s
+        self.log_requests = log_requests
+
+    def new_call(self, request: web.Request, version: str, path: str, query: str,
+                 lang: str, request_id: str) -> Call:
+        headers = {k: v for k, v in request.headers.items() if forwardable(k)}
+        call = Call(request_id=request_id, method=request.method, version=version, path=path,
+                    query=query, headers=headers, body=b"", lang=lang)
+        call.deadline = call.started + _deadline_s(request, self.deadline_s)
+        call.client_ip = self.auth.address.of(request)
+        return call
+
+    def authenticate(self, request: web.Request, call: Call) -> str | None:
+        """Sets the call's tenant; the id of the problem when the caller is refused."""
+        tenant, problem = self.auth.authenticate(request, call.client_ip)
+        call.tenant = tenant
+        return problem
+
+    def admit(self, call: Call, request: web.Request) -> Refusal | None:
+        """Route, then rights: which model answers, and may this caller have it now."""
+        problem = self.router.route(call, request)
+        if problem is not None:
+            return refusal(problem)
+        return self.rights.check(call)
+
+    async def forward(self, call: Call) -> Answer:
+        call.affinity = self.owners.owner_of(call)
+        return await self.relay.forward(call)
+
+    def end_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
+        """A stream is over (finished, broken or abandoned): return its key, settle its quota
+        with the usage in its last bytes."""
+        self.relay.finish_stream(answer, verdict, tail)
+
+    async def finish(self, call: Call, status: int, problem: str | None,
+                     usage: dict[str, Any] | None = None) -> None:
+        """The request's access-log line and its ledger record, committed before the answer's
+        last byte leaves."""
+        self.log(call, status, problem, usage)
+        await self.meter.commit(call, status, problem, usage)
+
+    def abandoned(self, call: Call, answer: Answer, verdict: Verdict, tail: bytes) -> None:
+        """The client went away mid-stream: stop reading upstream, and record what it was
+        sent, flagged as cancelled, with the usage the last relayed chunk reported."""
+        assert answer.stream is not None
+        answer.stream.close()
+        self.end_stream(answer, verdict, tail)
+        self.log(call, 499, verdict.problem, answer.usage)
+        self.meter.record(call, 499, verdict.problem, answer.usage, cancelled=True, wait=False)
+
+    def log(self, call: Call, status: int, problem: str | None,
+            usage: dict[str, Any] | None = None) -> None:
+        writer = access_log()
+        if writer is None or not self.log_requests:
+            return
+        last = call.attempts[-1] if call.attempts else None
+        fields: dict[str, object] = {
+            "request_id": call.request_id,
+            "tenant": call.tenant.name if call.tenant else None,
+            "method": call.method,
+            "route": f"/{call.version}/{call.path}",
+            "model": call.model or None,
+            "model_asked": call.model_asked if call.model_asked != call.model else None,
+            "priority": call.priority,
+            "stream": call.stream,
+            "provider": last.provider if last else None,
+            "project": last.project if last else None,
+            "key": last.masked_key if last else None,
+            "status": status,
+            "problem": problem,
+            "attempts": len(call.attempts),
+            "upstream_ms": round(sum(a.upstream_ms for a in call.attempts), 2),
+            "total_ms": round(call.elapsed_ms(), 2),
+        }
+        if usage:
+            fields["tokens"] = usage
+        writer.write(fields)
