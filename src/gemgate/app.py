@@ -12,9 +12,11 @@ from gemgate.access.book import KeyBook
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
+from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.gemini import GeminiEdge, unknown_route
+from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
@@ -93,6 +95,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                     _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
                     settings.deadline_s, settings.log_requests)
     gemini = GeminiEdge(flow)
+    images = RemoteImages(settings.openai.remote_images)
+    openai = OpenAIEdge(flow, gemini, images, settings.aliases, providers)
 
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[google_shaped_failures])
@@ -104,6 +108,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     app.add_routes(AdminEdge(pool, settings.admin_key, keys,
                              settings.ledger.path if ledger else None,
                              settings.timezone).routes(prefix))
+    app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, prefix).routes())
     app.add_routes([unknown_route()])
@@ -118,6 +123,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     async def stop(_: web.Application) -> None:
         await prober.stop()
         await client.close()
+        await images.close()
         if keys is not None and ledger is not None:
             await keys.stop()
             await ledger.close()

@@ -106,7 +106,41 @@ PROBLEMS = _table(
             "The upstream stream broke after part of the answer was sent; what arrived is "
             "complete up to this point. Retry the request to get a whole answer.",
             "上游流在已发送部分回答后中断；此前收到的内容是完整的。请重试以获得完整回答。"),
+    # ---- OpenAI-compatible providers (the last fallback links) ----------------------------
+    Problem("PROVIDER_RATE_LIMITED",
+            "The fallback provider rate-limited gemgate (429). Its keys rest for the time it "
+            "asked; add keys or raise the limits on the provider's side.",
+            "备用服务商对 gemgate 限流（429）。其密钥会按对方要求的时间暂停使用；"
+            "请增加密钥或在服务商处提高限额。"),
+    Problem("PROVIDER_KEY_INVALID",
+            "The fallback provider refused gemgate's key (401/403). Check the key under "
+            "providers: in the configuration; it rests for 5 minutes before another try.",
+            "备用服务商拒绝了 gemgate 的密钥（401/403）。请检查配置中 providers: 下的密钥；"
+            "该密钥将暂停 5 分钟后再试。"),
+    Problem("PROVIDER_UNAVAILABLE",
+            "The fallback provider failed or could not be reached (5xx, network). gemgate "
+            "retried within the deadline; check its base_url and status page.",
+            "备用服务商出错或无法连接（5xx、网络）。gemgate 已在时限内重试；"
+            "请检查其 base_url 及服务状态页。"),
+    Problem("PROVIDER_REFUSED",
+            "The fallback provider rejected the translated request (4xx); the message quotes "
+            "it. Check the model mapping under providers: (models:).",
+            "备用服务商拒绝了转换后的请求（4xx）；错误信息引用了其原文。"
+            "请检查 providers: 下的模型映射（models:）。"),
+    Problem("PROVIDER_UNSUPPORTED",
+            "A provider's model only generates content; counting tokens, embeddings and "
+            "other methods need a Gemini model.",
+            "服务商模型只支持生成内容；计数 token、向量嵌入等其他方法请使用 Gemini 模型。"),
+    Problem("PROVIDER_KEYS_RESTING",
+            "Every key of the fallback provider is resting after refusals or rate limits; "
+            "retry after the delay given.",
+            "备用服务商的所有密钥都因被拒或限流而暂停；请在给出的延迟后重试。"),
     # ---- the client's own request --------------------------------------------------------
+    Problem("OPENAI_REQUEST_INVALID",
+            "gemgate cannot serve this OpenAI-format request as sent; the message names the "
+            "field (param). Fix it, or see README for what maps to Gemini.",
+            "gemgate 无法按原样处理该 OpenAI 格式请求；错误信息指出了字段（param）。"
+            "请修正，或参阅 README 中与 Gemini 的对应关系。"),
     Problem("MODEL_NOT_FOUND",
             "The model name is unknown or does not support this method. Check the spelling "
             "(e.g. gemini-2.5-flash) against GET /v1beta/models.",

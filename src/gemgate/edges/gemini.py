@@ -61,7 +61,9 @@ class GeminiEdge:
                                   new_request_id())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        version = request.match_info["version"]
+        return await self.serve(request, request.match_info["version"])
+
+    async def serve(self, request: web.Request, version: str) -> web.StreamResponse:
         call = self.new_call(request, version, _raw_rest(request, self.prefix, version))
         problem = self.flow.authenticate(request, call)
         if problem is None:

@@ -42,6 +42,9 @@ _OWN_MESSAGES = {
     "KEY_DISABLED": "This gemgate key is disabled.",
     "IP_NOT_ALLOWED": "This gemgate key may not be used from this IP address.",
     "LEDGER_DISABLED": "The ledger is disabled.",
+    "PROVIDER_UNSUPPORTED": "A provider's model answers only generateContent calls.",
+    "PROVIDER_KEYS_RESTING": "Every key of the fallback provider is resting.",
+    "PROVIDER_UNAVAILABLE": "gemgate could not reach the fallback provider.",
 }
 
 

@@ -45,6 +45,7 @@ class Call:
     headers: dict[str, str]  # forwarded request headers
     body: bytes
     lang: str = "en"
+    surface: str = "gemini"  # the wire format the client speaks: gemini | openai
     tenant: Tenant | None = None
     model: str = ""
     action: str = ""  # generateContent, streamGenerateContent, countTokens, … or "" for others

@@ -110,6 +110,7 @@ class Pipeline:
             "request_id": call.request_id,
             "tenant": call.tenant.name if call.tenant else None,
             "method": call.method,
+            "surface": call.surface,
             "route": f"/{call.version}/{call.path}",
             "model": call.model or None,
             "model_asked": call.model_asked if call.model_asked != call.model else None,
