@@ -16,7 +16,7 @@ from gemgate.pipeline.call import Call
 from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
 from gemgate.secrets import scrub
-from gemgate.upstream.classify import NETWORK_FAILURE, OK
+from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS
 
 from .replies import (
@@ -44,6 +44,19 @@ def _raw_rest(request: web.Request, prefix: str, version: str) -> str:
     sent, never decoded (a decoded `%00` or `%2F` would change what Google is asked)."""
     raw = request.raw_path.split("?", 1)[0]
     return raw[len(prefix) + len(version) + 2:]
+
+
+def _error_event(chunk: bytes) -> tuple[int, Verdict] | None:
+    """The status and meaning of an error event at the very end of a stream (`data: {"error":
+    …}` or, in a JSON-array stream, `,{"error": …}]`); None when it ended otherwise."""
+    at = chunk.rfind(b'{"error"')
+    if at < 0:
+        return None
+    body = chunk[at:].strip().removesuffix(b"]").strip()
+    code = error_of(body).get("code")
+    if not isinstance(code, int) or not 400 <= code <= 599:
+        return None
+    return code, classify(code, body)
 
 
 class GeminiEdge:
@@ -137,10 +150,12 @@ class GeminiEdge:
                     chunk = scrub(chunk, answer.secret)
                 tail = (tail + chunk)[-8192:]
                 await response.write(chunk)
-            if status == 200:
-                upstream.release()
-            else:
+            if verdict is NETWORK_FAILURE:
                 upstream.close()
+            else:
+                upstream.release()
+                # An upstream error event ends the stream: relayed as sent, recorded as such.
+                status, verdict = _error_event(tail) or (status, verdict)
             self.flow.end_stream(answer, verdict, tail)
             finished = True
             await self.flow.finish(call, status, verdict.problem, answer.usage)

@@ -115,6 +115,7 @@ def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat request as the GenerateContentRequest Google's compat layer would make."""
     contents: list[dict[str, Any]] = []
     system: list[dict[str, Any]] = []
+    called: dict[str, str] = {}  # tool_call_id → function name: tool messages carry only the id
     for message in body.get("messages") or ():
         role = message.get("role")
         if role in ("system", "developer"):
@@ -128,6 +129,7 @@ def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
                 except orjson.JSONDecodeError:
                     raise ValueError("tool_calls[].function.arguments is not JSON") from None
                 parts.append({"functionCall": {"name": function.get("name"), "args": args}})
+                called[str(call.get("id"))] = str(function.get("name"))
             contents.append({"role": "model", "parts": parts or [{"text": ""}]})
         elif role == "tool":
             content = message.get("content")
@@ -138,7 +140,8 @@ def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(response, dict):
                 response = {"content": response}
             contents.append({"role": "user", "parts": [{"functionResponse": {
-                "name": message.get("name") or "tool", "response": response}}]})
+                "name": message.get("name") or called.get(str(message.get("tool_call_id")), "tool"),
+                "response": response}}]})
         else:
             contents.append({"role": "user", "parts": _text_of(message.get("content"))})
     request: dict[str, Any] = {"contents": contents}

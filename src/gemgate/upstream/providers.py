@@ -89,9 +89,17 @@ def _message(body: bytes) -> str:
     return str(error or data)[:300]
 
 
+def _client_status(status: int) -> int:
+    """The status the client sees. A provider refusing gemgate's key, or not knowing the model
+    gemgate mapped to, is the gateway's fault (502), never the client's 401 or 404."""
+    if status in (400, 413, 422, 429) or 500 <= status <= 599:
+        return status
+    return 502
+
+
 def error_answer(provider: str, status: int, body: bytes, verdict: Verdict) -> Answer:
     """The provider's error in Google's shape, naming the provider (its key masked)."""
-    code = status if 400 <= status <= 599 else 502
+    code = _client_status(status)
     message = f"{provider} answered {status}: {_message(body)}"
     return Answer(code, [("content-type", JSON_TYPE)],
                   error_body(code, message, STATUS_BY_CODE.get(code)), verdict=verdict)
