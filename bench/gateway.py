@@ -10,6 +10,9 @@ Scenarios (issue 4):
   3. streaming: added time to first byte and per-chunk delay;
   4. 1,000 concurrent slow streams (200 ms upstream latency) through one gemgate process;
   5. RSS at idle and after N requests; time from launch to /healthz 200.
+  6. the limiter's cost (scheduling off);
+  7. OpenAI format (issue 7): /v1/chat/completions through gemgate (translated to Gemini and
+     back) against the simulator's own OpenAI surface, which translates likewise.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from bench.loadgen import SMALL_GENERATE, free_port, process, run_wrk, wait_ready
+from bench.loadgen import SMALL_CHAT, SMALL_GENERATE, free_port, process, run_wrk, wait_ready
 
 TOKEN = "gg-bench-token-0001"
 # Limits far above what one machine can send: the limiter does all its work but never makes a
@@ -207,6 +210,22 @@ def main() -> int:
         print(f"   RSS at start {started_rss:.1f} MB, idle after warm-up {idle_rss:.1f} MB; after "
               f"~{requests_done:,} more requests {after_rss:.1f} MB "
               f"({(after_rss / idle_rss - 1):+.0%})   (target ≤ 80 MB, flat ±10%)")
+
+        direct_chat = setup.simulator + "/v1beta/openai/chat/completions"
+        gateway_chat = setup.gateway + "/v1/chat/completions"
+        run_wrk(gateway_chat, TOKEN, seconds=1, body=SMALL_CHAT, bearer=True)
+        plain_chat = run_wrk(direct_chat, "sim-free-key-1", seconds=seconds, body=SMALL_CHAT,
+                             bearer=True)
+        chat = run_wrk(gateway_chat, TOKEN, seconds=seconds, body=SMALL_CHAT, bearer=True)
+        print("\n7. OpenAI format: small chat completion, 16 connections")
+        print(plain_chat.line("simulator's OpenAI surface"))
+        print(chat.line("gemgate /v1/chat/completions"))
+        print(f"   gemgate/direct throughput: "
+              f"{chat.requests_per_second / plain_chat.requests_per_second:.0%}   "
+              f"(target ≥ 50%); vs gemgate native: "
+              f"{chat.requests_per_second / through.requests_per_second:.0%}")
+        if plain_chat.errors or chat.errors:
+            return 1
 
     with running(scheduling=False) as (setup, _):
         url = setup.gateway + GENERATE

@@ -20,6 +20,8 @@ from pathlib import Path
 import requests
 
 SMALL_GENERATE = '{"contents":[{"role":"user","parts":[{"text":"Hello, how are you?"}]}]}'
+SMALL_CHAT = ('{"model":"gemini-2.5-flash","messages":[{"role":"user",'
+              '"content":"Hello, how are you?"}]}')
 
 
 @dataclass
@@ -46,7 +48,7 @@ _SCRIPT = """
 wrk.method = "POST"
 wrk.body = [[%s]]
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["x-goog-api-key"] = "%s"
+wrk.headers["%s"] = "%s"
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%f %%f %%f %%f %%d\\n",
     summary.requests / (summary.duration / 1e6),
@@ -58,10 +60,13 @@ end
 
 
 def run_wrk(url: str, key: str, *, seconds: float, connections: int = 16,
-            body: str = SMALL_GENERATE, rate: int | None = None, core: int | None = None) -> Result:
-    """Drives `url` with POSTs of `body`; `rate` needs wrk2 and is ignored by plain wrk."""
+            body: str = SMALL_GENERATE, rate: int | None = None, core: int | None = None,
+            bearer: bool = False) -> Result:
+    """Drives `url` with POSTs of `body`; `rate` needs wrk2 and is ignored by plain wrk. The key
+    goes as x-goog-api-key (Gemini's SDKs), or as `Authorization: Bearer` (OpenAI's)."""
+    header, value = ("Authorization", f"Bearer {key}") if bearer else ("x-goog-api-key", key)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_SCRIPT % (body, key))
+        script.write(_SCRIPT % (body, header, value))
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
     command = [require_wrk(), "-t1", f"-c{connections}", duration, "-s", script.name, url]
     if core is not None and shutil.which("taskset"):
