@@ -6,6 +6,10 @@ reserves room in a project's quota windows (the scheduler), then borrows a key o
 (the pool). Retries happen only before the first byte reaches the client: a stream is returned
 with its first chunk already read, so an upstream that fails at once is retried like any other
 error.
+
+A link named `<provider>/<model>` is an OpenAI-compatible provider (upstream/providers.py): its
+keys are tried in turn, with the same retry budget and deadline, when the Gemini links before it
+failed in a way another upstream may not.
 """
 
 from __future__ import annotations
