@@ -379,3 +379,53 @@ def test_a_mid_stream_error_ends_the_stream_with_an_error_chunk(sim: RunningSimu
         assert error["type"] == "server_error" and error["message"]
         rows = gateway.ledger("status != 200")
         assert rows and all(r["stream"] == 1 for r in rows)
+
+
+BAD_CHATS: list[Any] = [
+    [], "text", {"model": "gemini-2.5-flash"}, {"messages": ask("hi")},
+    {"model": "gemini-2.5-flash", "messages": "hi"},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "bot", "content": "hi"}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": 5}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [7]}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "system", "content": "only system"}]},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "tools": [{"type": "function"}]},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "tool_choice": {"type": "function"}},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "tool_choice": "sometimes"},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"),
+     "response_format": {"type": "json_schema"}},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "n": 0},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "stop": ["a", "b", "c", "d", "e", "f"]},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "reasoning_effort": "maximal"},
+    {"model": "gemini-2.5-flash", "messages": [
+        {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                                              "function": {"name": "f", "arguments": "[1]"}}]},
+        {"role": "user", "content": "hi"}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "ftp://example.com/cat.png"}}]}]},
+    {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "midi"}}]}]},
+]
+
+
+@pytest.mark.parametrize("body", BAD_CHATS)
+def test_bad_chat_requests_get_a_400_in_openais_shape(gateway: RunningGateway,
+                                                      body: Any) -> None:
+    answer = requests.post(gateway.url + "/v1/chat/completions", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"] and error["hint"]
+
+
+@pytest.mark.parametrize("body", [{}, {"model": "gemini-embedding-001"},
+                                  {"model": "gemini-embedding-001", "input": []},
+                                  {"model": "gemini-embedding-001", "input": 5},
+                                  {"model": "gemini-embedding-001", "input": ["a"] * 101},
+                                  {"model": "gemini-embedding-001", "input": "a",
+                                   "encoding_format": "int8"}])
+def test_bad_embedding_requests_get_a_400(gateway: RunningGateway, body: Any) -> None:
+    answer = requests.post(gateway.url + "/v1/embeddings", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"

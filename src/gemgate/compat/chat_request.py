@@ -151,9 +151,11 @@ def _parts(content: str | list[dict[str, Any]] | None, where: str,
     parts: list[dict[str, Any]] = []
     for index, part in enumerate(content):
         at = f"{where}.content[{index}]"
-        kind = part.get("type")
+        kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            parts.append({"text": str(part.get("text", ""))})
+            if not isinstance(part.get("text"), str):
+                raise RequestInvalid("a text part needs its text, a string", at)
+            parts.append({"text": part["text"]})
         elif kind == "image_url":
             url = _image_url(part)
             if url is None:
@@ -178,8 +180,9 @@ def _parts(content: str | list[dict[str, Any]] | None, where: str,
 
 def _text_only(content: str | list[dict[str, Any]] | None, where: str) -> str:
     if isinstance(content, list):
-        texts = [p.get("text") for p in content if p.get("type") == "text"]
-        if len(texts) != len(content):
+        texts = [p.get("text") for p in content
+                 if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) != len(content) or not all(isinstance(t, str) for t in texts):
             raise RequestInvalid("only text parts are accepted here", where)
         return "".join(str(t) for t in texts)
     return content or ""
