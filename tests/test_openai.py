@@ -7,6 +7,7 @@ import base64
 import json
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -429,3 +430,23 @@ def test_bad_embedding_requests_get_a_400(gateway: RunningGateway, body: Any) ->
                            headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_client_that_leaves_mid_stream_is_recorded_as_cancelled() -> None:
+    from gemgate.simulator import run_simulator
+
+    with run_simulator(chunk_delay_ms=300) as slow, run_gateway(slow.url, PAID) as gateway:
+        with requests.post(gateway.url + "/v1/chat/completions", stream=True, timeout=30,
+                           headers={"Authorization": f"Bearer {TOKEN}"},
+                           json={"model": "gemini-2.5-flash-lite", "stream": True,
+                                 "messages": ask("Write 200 words")}) as answer:
+            request_id = answer.headers["x-gemgate-request-id"]
+            first = next(answer.iter_lines())
+            assert first.startswith(b"data: ")
+        rows: list[dict[str, Any]] = []
+        for _ in range(100):
+            rows = gateway.ledger("request_id = ?", (request_id,))
+            if rows:
+                break
+            time.sleep(0.05)
+        assert rows and rows[0]["status"] == 499 and rows[0]["cancelled"] == 1

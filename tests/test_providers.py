@@ -123,6 +123,16 @@ def test_native_stream_falls_back_and_is_metered(gateway: RunningGateway, storm:
     assert rows and rows[-1]["status"] == 200
     assert rows[-1]["prompt_tokens"] == usage.prompt_token_count
     assert rows[-1]["candidates_tokens"] == usage.candidates_token_count
+    # Without alt=sse Google streams one JSON array; the provider's answer is framed alike.
+    array = requests.post(gateway.url + "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                          headers={"x-goog-api-key": TOKEN}, timeout=30,
+                          json={"contents": [{"parts": [{"text": "Write 50 words about "
+                                                                 "backups"}]}]})
+    events = array.json()
+    assert isinstance(events, list) and len(events) == len(chunks)
+    assert "".join(p["text"] for e in events for c in e["candidates"]
+                   for p in c["content"]["parts"]) == whole.text
+    assert events[-1]["usageMetadata"]["promptTokenCount"] == usage.prompt_token_count
 
 
 def test_native_tools_and_images_survive_the_translation(gateway: RunningGateway,
