@@ -82,6 +82,13 @@ def test_googles_compatibility_path_and_model_prefix(gateway: RunningGateway) ->
     assert "models/gemini-2.5-flash" in ids  # as Google's own endpoint lists them
 
 
+def test_fields_that_describe_the_client_are_accepted(oai: OpenAI) -> None:
+    answer = oai.chat.completions.create(
+        model="gemini-2.5-flash-lite", messages=ask("Repeat after me: fine"), user="alice",
+        metadata={"team": "a"}, store=False, parallel_tool_calls=True, logprobs=False)
+    assert answer.choices[0].message.content == "fine"
+
+
 def test_aliases_and_generation_options(oai: OpenAI) -> None:
     answer = oai.chat.completions.create(
         model="fast", messages=ask("Write 300 words about gateways"), max_tokens=20,
@@ -406,6 +413,10 @@ BAD_CHATS: list[Any] = [
         {"type": "image_url", "image_url": {"url": "ftp://example.com/cat.png"}}]}]},
     {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "midi"}}]}]},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "logprobs": True},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "logit_bias": {"50256": -100}},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "modalities": ["text", "audio"]},
+    {"model": "gemini-2.5-flash", "messages": ask("hi"), "functions": [{"name": "f"}]},
 ]
 
 

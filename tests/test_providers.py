@@ -215,6 +215,11 @@ def test_a_refused_provider_key_is_the_gateways_fault(sim: RunningSimulator,
         row = gateway.ledger()[-1]
         assert row["provider"] == "backup" and row["problem"] == "PROVIDER_KEY_INVALID"
         assert row["cost_usd"] == 0
+        # The operator sees the refused key resting, masked, in the pool view.
+        view = gateway.admin("GET", "/admin/pool").json()["providers"]
+        assert view[0]["provider"] == "backup" and view[0]["keys"][0]["key"] == "sk-w…9999"
+        assert view[0]["keys"][0]["resting_s"] > 200
+        assert wrong not in gateway.admin("GET", "/admin/pool").text
 
 
 class BrokenProvider:

@@ -105,7 +105,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
         app[LEDGER] = ledger
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool).routes())
-    app.add_routes(AdminEdge(pool, settings.admin_key, keys,
+    app.add_routes(AdminEdge(pool, providers, settings.admin_key, keys,
                              settings.ledger.path if ledger else None,
                              settings.timezone).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both

@@ -1,7 +1,9 @@
 """An OpenAI chat-completions request, checked, and turned into Gemini's GenerateContentRequest.
 
-What maps where (nothing is dropped silently: a field Gemini cannot honour is refused with a 400
-naming it):
+What maps where. Fields that only describe the client (user, metadata, store,
+parallel_tool_calls, prediction, service_tier) are ignored; fields that would change the answer
+and have no Gemini counterpart here (logprobs, logit_bias, audio output, the legacy `functions`)
+are refused with a 400 naming them, rather than silently dropped:
 - system/developer messages → systemInstruction; user → user turns; assistant → model turns
   (text and tool_calls → functionCall parts, with Gemini's thought signature handed back from
   `extra_content.google.thought_signature`); consecutive tool messages → one user turn of
@@ -310,10 +312,25 @@ def _generation_config(request: ChatRequest, model: str) -> dict[str, Any]:
     return config
 
 
+def _refuse_unserved(request: ChatRequest) -> None:
+    extra = request.model_extra or {}
+    if extra.get("logprobs") or extra.get("top_logprobs"):
+        raise RequestInvalid("logprobs are not served by gemgate's OpenAI surface", "logprobs")
+    if extra.get("logit_bias"):
+        raise RequestInvalid("Gemini has no logit_bias", "logit_bias")
+    if extra.get("audio") or any(m != "text" for m in extra.get("modalities") or ()):
+        raise RequestInvalid("only text output is served", "modalities")
+    for legacy in ("functions", "function_call"):
+        if extra.get(legacy):
+            raise RequestInvalid(f"{legacy} is OpenAI's legacy form; send tools and "
+                                 "tool_choice instead", legacy)
+
+
 def to_gemini(request: ChatRequest, fetched: Mapping[str, dict[str, Any]] | None = None
               ) -> dict[str, Any]:
     """The GenerateContentRequest for `request`; `fetched` holds the remote images, by URL,
     already as inlineData parts."""
+    _refuse_unserved(request)
     system, contents = _contents(request, fetched or {})
     body: dict[str, Any] = {"contents": contents}
     if system:

@@ -20,6 +20,7 @@ from gemgate.access.vkeys import VirtualKey
 from gemgate.ledger import reports
 from gemgate.ledger.schema import read_only
 from gemgate.upstream.pool import KeyPool
+from gemgate.upstream.providers import Providers
 
 from .replies import gateway_error, json_reply, lang_of
 
@@ -27,9 +28,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AdminEdge:
-    def __init__(self, pool: KeyPool, admin_key: str | None, keys: KeyService | None,
-                 db_path: str | None, timezone: str) -> None:
-        self.pool, self.admin_key, self.keys = pool, admin_key, keys
+    def __init__(self, pool: KeyPool, providers: Providers, admin_key: str | None,
+                 keys: KeyService | None, db_path: str | None, timezone: str) -> None:
+        self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
         self.db_path, self.timezone = db_path, timezone
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
@@ -70,7 +71,8 @@ class AdminEdge:
         return guarded
 
     async def pool_state(self, request: web.Request) -> web.Response:
-        return json_reply(200, {"projects": self.pool.view()})
+        return json_reply(200, {"projects": self.pool.view(),
+                                "providers": self.providers.view()})
 
     @property
     def _keys(self) -> KeyService:

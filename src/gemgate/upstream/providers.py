@@ -207,6 +207,14 @@ class Providers:
             return None
         return Link(provider, provider.models.get(rest, rest))
 
+    def view(self) -> list[dict[str, Any]]:
+        """For /admin/pool: each provider, its model map, and its keys (masked) at rest."""
+        now = time.monotonic()
+        return [{"provider": p.name, "base_url": p.base_url, "models": p.models,
+                 "keys": [{"key": k.masked,
+                           "resting_s": round(max(0.0, k.resting_until - now), 1)}
+                          for k in p.keys]} for p in self._by_name.values()]
+
     def listed(self) -> list[tuple[str, str]]:
         """(gemgate's name, provider) of every mapped model, for /v1/models."""
         return [(f"{p.name}/{alias}", p.name) for p in self._by_name.values()
