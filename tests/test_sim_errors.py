@@ -55,6 +55,14 @@ def test_key_by_query_parameter(gemini_simulator: RunningSimulator) -> None:
     ("suspended", 403, "PERMISSION_DENIED", "CONSUMER_SUSPENDED", "has been suspended"),
     ("region_blocked", 400, "FAILED_PRECONDITION", None,
      "User location is not supported for the API use."),
+    ("free_tier_unavailable", 400, "FAILED_PRECONDITION", None,
+     "Gemini API free tier is not available in your country"),
+    ("ip_restricted", 403, "PERMISSION_DENIED", "API_KEY_IP_ADDRESS_BLOCKED",
+     "has an IP address restriction"),
+    ("referrer_restricted", 403, "PERMISSION_DENIED", "API_KEY_HTTP_REFERRER_BLOCKED",
+     "Requests from referer"),
+    ("api_restricted", 403, "PERMISSION_DENIED", "API_KEY_SERVICE_BLOCKED",
+     "are blocked"),
 ])
 def test_project_states(gemini_simulator: RunningSimulator, state: str, code: int, status: str,
                         reason: str | None, text: str) -> None:

@@ -90,11 +90,13 @@ def serve(config_path: Path | None, host: str | None, port: int | None, simulate
     run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate)
 
 
-def _register_team_commands() -> None:
+def _register_commands() -> None:
+    from gemgate.doctor.command import doctor
     from gemgate.team_cli import usage, vkeys
 
     main.add_command(vkeys)
     main.add_command(usage)
+    main.add_command(doctor)
 
 
-_register_team_commands()
+_register_commands()

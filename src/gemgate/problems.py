@@ -14,9 +14,13 @@ class Problem:
     id: str
     en: str
     zh: str
+    steps: tuple[tuple[str, str], ...] = ()  # numbered fix steps for doctor: (en, zh) each
 
     def hint(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
+
+    def fix(self, lang: str) -> list[str]:
+        return [zh if lang == "zh" else en for en, zh in self.steps]
 
 
 def _table(*problems: Problem) -> dict[str, Problem]:
@@ -29,18 +33,40 @@ PROBLEMS = _table(
             "Google rejected an upstream key as invalid (deleted, mistyped or from another "
             "service). gemgate has taken it out of rotation; replace it in the configuration.",
             "Google 认为某个上游密钥无效（已删除、输错或不是 Gemini 的密钥）。gemgate 已停用它；"
-            "请在配置中替换该密钥。"),
+            "请在配置中替换该密钥。",
+            steps=(
+                   ('Open https://aistudio.google.com/apikey and check the key still exists; '
+                    'create a new one if not.',
+                    '打开 https://aistudio.google.com/apikey，确认该密钥仍然存在；不存在则新建一个。'),
+                   ('Copy it again without spaces or quotes, and replace it in GEMINI_API_KEYS or '
+                    'projects: in gemgate.yaml.',
+                    '重新复制（不要带空格或引号），替换 GEMINI_API_KEYS 或 '
+                    'gemgate.yaml 的 projects: 中的旧密钥。'),
+                   ('Run gemgate doctor again.',
+                    '再次运行 gemgate doctor。'))),
     Problem("SERVICE_DISABLED",
             "The Generative Language API is not enabled in this key's Google Cloud project. "
             "Enable it at the console link in the message, wait a few minutes, and gemgate "
             "will bring the project back by itself.",
             "该密钥所属的 Google Cloud 项目没有启用 Generative Language API。请打开错误信息中的"
-            "控制台链接启用它，几分钟后 gemgate 会自动恢复该项目。"),
+            "控制台链接启用它，几分钟后 gemgate 会自动恢复该项目。",
+            steps=(
+                   ('Open the console link shown (it names the project number) and press Enable.',
+                    '打开上面给出的控制台链接（其中带有项目编号），点击“启用”。'),
+                   ('Wait two to five minutes for it to propagate, then run gemgate doctor again.',
+                    '等待 2–5 分钟生效，然后再次运行 gemgate doctor。'))),
     Problem("CONSUMER_SUSPENDED",
             "Google has suspended this key or its project. gemgate stopped using it; check the "
             "project in Google Cloud console (billing, policy notices) or use another project.",
             "Google 已暂停该密钥或其项目。gemgate 已停用它；请在 Google Cloud 控制台检查该项目"
-            "（结算、政策通知），或改用其他项目。"),
+            "（结算、政策通知），或改用其他项目。",
+            steps=(
+                   ('Open Google Cloud console for this project and read the notices (billing, '
+                    'policy).',
+                    '在 Google Cloud 控制台打开该项目，查看通知（结算、政策）。'),
+                   ('Until it is cleared, remove the key from gemgate or use a key from another '
+                    'project.',
+                    '在问题解决前，从 gemgate 中移除该密钥，或改用其他项目的密钥。'))),
     Problem("API_KEY_RESTRICTED",
             "The upstream key has API, IP or referrer restrictions that block this call. Allow "
             "the Generative Language API and gemgate's outbound IP in the key's restrictions.",
@@ -51,18 +77,73 @@ PROBLEMS = _table(
             "API is not offered. Route this project through a proxy in a supported region "
             "(projects.<name>.proxy in gemgate.yaml).",
             "Google 拒绝了请求：请求来自不提供 Gemini API 的地区。请为该项目配置位于支持地区的"
-            "代理（gemgate.yaml 中的 projects.<name>.proxy）。"),
+            "代理（gemgate.yaml 中的 projects.<name>.proxy）。",
+            steps=(
+                   ('Give this project a proxy in a supported region: projects: - name: … proxy: '
+                    'socks5://host:port.',
+                    '为该项目配置位于支持地区的代理：projects: - name: … proxy: socks5://主机:端口。'),
+                   ('Check the region list at '
+                    'https://ai.google.dev/gemini-api/docs/available-regions.',
+                    '在 https://ai.google.dev/gemini-api/docs/available-regions 查看支持的地区。'),
+                   ('Run gemgate doctor again: the network and key checks go through the proxy.',
+                    '再次运行 gemgate doctor：网络与密钥检查都会经过该代理。'))),
     Problem("FREE_TIER_UNAVAILABLE",
             "The Gemini API free tier is not available in this country; enable billing on the "
             "project to use it.",
-            "该国家或地区不提供 Gemini API 免费层；请为该项目开通结算后再使用。"),
+            "该国家或地区不提供 Gemini API 免费层；请为该项目开通结算后再使用。",
+            steps=(
+                   ('Enable billing for the project in Google AI Studio (Settings → Plan / '
+                    'Billing).',
+                    '在 Google AI Studio 为该项目开通结算（设置 → 套餐 / 结算）。'),
+                   ('Or reach Google through a proxy in a country where the free tier is offered.',
+                    '或者通过位于提供免费层的国家的代理访问 Google。'),
+                   ("Set the project's tier: in gemgate.yaml so gemgate paces it by the right "
+                    "limits.",
+                    '在 gemgate.yaml 中设置该项目的 tier:，让 gemgate 按正确的限额调度。'))),
+    Problem("KEY_IP_RESTRICTED",
+            "The key has an IP address restriction that does not include the address this "
+            "machine reaches Google from.",
+            "该密钥设置了 IP 地址限制，其中不包含本机访问 Google 时使用的出口地址。",
+            steps=(("In Google Cloud console → APIs & Services → Credentials, open the key.",
+                    "在 Google Cloud 控制台 → API 和服务 → 凭据 中打开该密钥。"),
+                   ("Add this machine's outbound IP (or the proxy's) under Application "
+                    "restrictions → IP addresses, or set the restriction to None.",
+                    "在“应用限制 → IP 地址”中加入本机（或代理）的出口 IP，或将限制设为“无”。"))),
+    Problem("KEY_REFERRER_RESTRICTED",
+            "The key only accepts calls from certain websites (HTTP referrer restriction); a "
+            "server such as gemgate sends no referrer.",
+            "该密钥只接受来自特定网站的调用（HTTP 引用来源限制）；gemgate 这样的服务器不会发送"
+            "引用来源。",
+            steps=(("Open the key in Google Cloud console → Credentials.",
+                    "在 Google Cloud 控制台 → 凭据 中打开该密钥。"),
+                   ("Change Application restrictions from Websites to IP addresses (gemgate's "
+                    "outbound IP) or None.",
+                    "把“应用限制”从“网站”改为“IP 地址”（gemgate 的出口 IP）或“无”。"))),
+    Problem("KEY_API_RESTRICTED",
+            "The key's API restrictions do not include the Generative Language API.",
+            "该密钥的 API 限制中没有包含 Generative Language API。",
+            steps=(("Open the key in Google Cloud console → Credentials → API restrictions.",
+                    "在 Google Cloud 控制台 → 凭据 → API 限制 中打开该密钥。"),
+                   ("Add Generative Language API to the allowed APIs (or choose Don't restrict "
+                    "key), save, and wait a few minutes.",
+                    "把 Generative Language API 加入允许的 API（或选择“不限制密钥”），保存后等待"
+                    "几分钟。"))),
     # ---- quota and load -------------------------------------------------------------------
     Problem("QUOTA_EXHAUSTED",
             "A Google quota ran out for this project and model (see QuotaFailure for which one). "
             "Quotas are per project, not per key: add keys from other projects, or wait for "
             "the RetryInfo delay.",
             "该项目在该模型上的 Google 配额已用完（具体是哪项见 QuotaFailure）。配额按项目计算，"
-            "而不是按密钥：请添加来自其他项目的密钥，或等待 RetryInfo 给出的时间。"),
+            "而不是按密钥：请添加来自其他项目的密钥，或等待 RetryInfo 给出的时间。",
+            steps=(
+                   ('Wait for the retry delay shown; per-day quotas reset at midnight Pacific '
+                    'time.',
+                    '等待上面给出的重试延迟；按天的配额在太平洋时间午夜重置。'),
+                   ('Add keys from other Google Cloud projects: keys of the same project share '
+                    'one quota.',
+                    '添加来自其他 Google Cloud 项目的密钥：同一项目的密钥共享同一份配额。'),
+                   ('Or enable billing (Tier 1) for higher limits; see your limits in AI Studio.',
+                    '或开通结算（Tier 1）获得更高限额；在 AI Studio 查看当前限额。'))),
     Problem("ALL_PROJECTS_COOLING",
             "Every upstream project is waiting out a Google quota limit. Retry after the "
             "RetryInfo delay, or add keys from more Google Cloud projects.",
@@ -87,7 +168,12 @@ PROBLEMS = _table(
             "Google reports the model is overloaded (503). gemgate retried within the deadline; "
             "try again shortly or use a lighter model (e.g. a flash variant).",
             "Google 报告该模型过载（503）。gemgate 已在时限内重试；请稍后再试，或改用更轻量的模型"
-            "（例如 flash 系列）。"),
+            "（例如 flash 系列）。",
+            steps=(
+                   ("Retry in a minute: overload is on Google's side and passes.",
+                    '一分钟后重试：过载发生在 Google 一侧，会自行恢复。'),
+                   ('Keep fallback on (gemini-2.5-flash-lite answers when flash is overloaded).',
+                    '保持模型降级开启（flash 过载时由 gemini-2.5-flash-lite 回答）。'))),
     Problem("UPSTREAM_INTERNAL",
             "Google had an internal error (500). gemgate retried within the deadline; retry the "
             "request, and shorten very long inputs if it persists.",
@@ -106,6 +192,145 @@ PROBLEMS = _table(
             "The upstream stream broke after part of the answer was sent; what arrived is "
             "complete up to this point. Retry the request to get a whole answer.",
             "上游流在已发送部分回答后中断；此前收到的内容是完整的。请重试以获得完整回答。"),
+    # ---- the machine and its network (gemgate doctor) ------------------------------------
+    Problem("CONFIG_INVALID",
+            "The configuration (gemgate.yaml, the environment or .env) has errors; each is "
+            "listed with where it is.",
+            "配置（gemgate.yaml、环境变量或 .env）有错误；每一项都列出了所在位置。",
+            steps=(("Fix each listed item; keys are shown masked, so compare their first and "
+                    "last four characters.",
+                    "逐项修正所列问题；密钥以掩码显示，请对照其首尾四个字符。"),
+                   ("Run gemgate doctor again.", "再次运行 gemgate doctor。"))),
+    Problem("NO_UPSTREAM_KEYS",
+            "No Gemini key was found: GEMINI_API_KEY(S) is not set in this shell or in .env, and "
+            "no projects: are configured.",
+            "没有找到 Gemini 密钥：当前 shell 和 .env 中都没有设置 GEMINI_API_KEY(S)，"
+            "也没有配置 projects:。",
+            steps=(("Create a key at https://aistudio.google.com/apikey.",
+                    "在 https://aistudio.google.com/apikey 创建密钥。"),
+                   ("export GEMINI_API_KEYS=project-a:KEY1,project-b:KEY2 (or put the line in "
+                    ".env next to where you run gemgate), or list projects: in gemgate.yaml.",
+                    "执行 export GEMINI_API_KEYS=项目a:密钥1,项目b:密钥2（或把这一行写进运行 "
+                    "gemgate 的目录下的 .env），或在 gemgate.yaml 中列出 projects:。"),
+                   ("Open a new terminal if you edited a shell profile, then run gemgate doctor.",
+                    "如果修改的是 shell 配置文件，请新开一个终端，再运行 gemgate doctor。"))),
+    Problem("ENV_KEYS_DIFFER",
+            "GEMINI_API_KEY and GOOGLE_API_KEY are both set, to different keys. Google's SDKs "
+            "use GOOGLE_API_KEY when both are set, which is rarely the one meant.",
+            "GEMINI_API_KEY 和 GOOGLE_API_KEY 同时设置且不相同。两者都存在时 Google 的 SDK 会使用 "
+            "GOOGLE_API_KEY，这通常不是你想用的那个。",
+            steps=(("Keep one: unset GOOGLE_API_KEY (or make both the same key).",
+                    "只保留一个：执行 unset GOOGLE_API_KEY（或让两者相同）。"),
+                   ("Look for the other one in ~/.bashrc, ~/.zshrc, .env files and IDE run "
+                    "configurations.",
+                    "在 ~/.bashrc、~/.zshrc、.env 文件和 IDE 运行配置中查找另一个。"))),
+    Problem("ENV_KEY_MALFORMED",
+            "A key in the environment has quotes, spaces or other characters no key has "
+            "(often from copy-paste or a quoted .env line). gemgate strips surrounding quotes "
+            "itself; SDKs and other tools do not.",
+            "环境变量中的密钥带有引号、空格或密钥不会包含的字符（常见于复制粘贴或 .env 中带引号"
+            "的写法）。gemgate 会自行去掉两侧引号，但 SDK 和其他工具不会。",
+            steps=(("Set it again with the bare key: export GEMINI_API_KEY=AIza… (no quotes, no "
+                    "spaces).",
+                    "重新设置为纯密钥：export GEMINI_API_KEY=AIza…（不带引号和空格）。"),
+                   ("In .env write GEMINI_API_KEY=AIza… on one line, without quotes.",
+                    "在 .env 中写成一行 GEMINI_API_KEY=AIza…，不加引号。"))),
+    Problem("DOTENV_NOT_LOADED",
+            ".env sets a key that this shell does not have. gemgate reads .env itself, but "
+            "your own programs see it only if they load it.",
+            ".env 中设置了当前 shell 中没有的密钥。gemgate 会自己读取 .env，但你自己的程序只有"
+            "在加载它之后才能看到。",
+            steps=(("In Python call load_dotenv() (python-dotenv) before creating the client.",
+                    "在 Python 中创建客户端之前调用 load_dotenv()（python-dotenv）。"),
+                   ("Or export the variable in the shell (set -a; source .env; set +a).",
+                    "或在 shell 中导出该变量（set -a; source .env; set +a）。"))),
+    Problem("VERTEX_MODE_SET",
+            "GOOGLE_GENAI_USE_VERTEXAI is set: the google-genai SDK then calls Vertex AI with "
+            "Google Cloud credentials, not the Gemini API key or gemgate.",
+            "设置了 GOOGLE_GENAI_USE_VERTEXAI：google-genai SDK 会改用 Google Cloud 凭据调用 "
+            "Vertex AI，而不是使用 Gemini API 密钥或 gemgate。",
+            steps=(("unset GOOGLE_GENAI_USE_VERTEXAI (and GOOGLE_CLOUD_PROJECT / "
+                    "GOOGLE_CLOUD_LOCATION if you set them for this).",
+                    "执行 unset GOOGLE_GENAI_USE_VERTEXAI（以及为此设置的 GOOGLE_CLOUD_PROJECT / "
+                    "GOOGLE_CLOUD_LOCATION）。"),
+                   ("Check your shell profile and .env for the line.",
+                    "检查 shell 配置文件和 .env 中是否还有这一行。"))),
+    Problem("ENV_PROXY_IGNORED",
+            "HTTPS_PROXY / ALL_PROXY is set. Your SDKs and curl use it; gemgate does not — its "
+            "route to Google is each project's proxy: setting.",
+            "设置了 HTTPS_PROXY / ALL_PROXY。你的 SDK 和 curl 会使用它；gemgate 不会——gemgate "
+            "访问 Google 使用的是每个项目的 proxy: 设置。",
+            steps=(("If gemgate must go through it, add proxy: <the same URL> to each project in "
+                    "gemgate.yaml.",
+                    "如果 gemgate 也需要经过它，请在 gemgate.yaml 的每个项目下加上 "
+                    "proxy: <同一地址>。"),
+                   ("If your SDK talks to gemgate on this machine, set NO_PROXY=127.0.0.1,"
+                    "localhost so those calls skip the proxy.",
+                    "如果你的 SDK 访问的是本机上的 gemgate，请设置 NO_PROXY=127.0.0.1,localhost，"
+                    "让这些调用绕过代理。"))),
+    Problem("PROXY_UNREACHABLE",
+            "The proxy does not accept connections (refused, wrong port, or not running).",
+            "代理不接受连接（被拒绝、端口错误或代理未运行）。",
+            steps=(("Start the proxy client (Clash, v2ray, …) and check its port: HTTP often "
+                    "7890, SOCKS5 often 7891/1080.",
+                    "启动代理客户端（Clash、v2ray 等）并核对端口：HTTP 常为 7890，SOCKS5 常为 "
+                    "7891/1080。"),
+                   ("Use the scheme it speaks: http:// for an HTTP proxy, socks5:// for SOCKS5.",
+                    "使用与之匹配的协议前缀：HTTP 代理用 http://，SOCKS5 代理用 socks5://。"),
+                   ("If it listens only on 127.0.0.1, run gemgate on the same machine.",
+                    "如果它只监听 127.0.0.1，请在同一台机器上运行 gemgate。"))),
+    Problem("DNS_FAILED",
+            "The upstream host name does not resolve from here (no DNS answer, or a poisoned "
+            "one).",
+            "从本机无法解析上游主机名（DNS 无应答或被污染）。",
+            steps=(("Check upstream_url for typos.", "检查 upstream_url 是否拼写错误。"),
+                   ("Where Google is blocked, reach it through a proxy (projects: proxy:, "
+                    "socks5h:// resolves names at the proxy).",
+                    "在无法直接访问 Google 的地区，请通过代理访问（projects: 下的 proxy:，"
+                    "socks5h:// 会在代理端解析域名）。"),
+                   ("Or try another DNS server (e.g. 1.1.1.1) for this machine.",
+                    "或为本机更换 DNS 服务器（例如 1.1.1.1）。"))),
+    Problem("TCP_FAILED",
+            "The upstream host resolves but does not accept a connection (refused, filtered or "
+            "timed out).",
+            "上游主机名可以解析，但无法建立连接（被拒绝、被过滤或超时）。",
+            steps=(("Where Google is blocked, set a proxy for the project (projects: proxy:).",
+                    "在无法直接访问 Google 的地区，为项目设置代理（projects: 下的 proxy:）。"),
+                   ("Check that a firewall allows outbound connections to port 443.",
+                    "检查防火墙是否允许访问外部 443 端口。"),
+                   ("Check upstream_url's port.", "检查 upstream_url 中的端口。"))),
+    Problem("TLS_FAILED",
+            "The connection opens but the TLS handshake fails: something in the way is not "
+            "Google (a captive portal, an intercepting proxy, a plain-HTTP port) or the clock is "
+            "wrong.",
+            "连接已建立但 TLS 握手失败：中间的某个环节不是 Google（认证网页、拦截式代理、"
+            "非 HTTPS 端口），或本机时间不正确。",
+            steps=(("Check the machine's date and time.", "检查本机的日期和时间。"),
+                   ("Use https:// only for TLS ports; through a proxy, use its own scheme in "
+                    "proxy: and keep upstream_url https://generativelanguage.googleapis.com.",
+                    "只对 TLS 端口使用 https://；经过代理时，在 proxy: 中使用代理自己的协议，"
+                    "upstream_url 保持 https://generativelanguage.googleapis.com。"),
+                   ("If a corporate proxy inspects TLS, ask for its CA certificate to be trusted.",
+                    "如果公司代理会检查 TLS，请将其 CA 证书加入信任。"))),
+    Problem("GATEWAY_UNREACHABLE",
+            "The gateway does not answer at this URL.",
+            "网关在该地址上没有响应。",
+            steps=(("Start it: gemgate serve (or check that it is running and its port).",
+                    "启动它：gemgate serve（或确认它正在运行以及端口是否正确）。"),
+                   ("From another machine, serve on 0.0.0.0 with tokens configured, and open "
+                    "the port in the firewall.",
+                    "从其他机器访问时，请在配置了令牌的前提下监听 0.0.0.0，"
+                    "并在防火墙中放行该端口。"),
+                   ("Set NO_PROXY for its address if an HTTP proxy is in effect.",
+                    "如果设置了 HTTP 代理，请把网关地址加入 NO_PROXY。"))),
+    Problem("GATEWAY_ROUND_TRIP_FAILED",
+            "The gateway accepted the token but could not answer a one-token request; its own "
+            "error and hint follow.",
+            "网关接受了令牌，但无法完成一个单 token 的请求；下面是网关自己的错误和提示。",
+            steps=(("Read the gateway's hint above, and run gemgate doctor on the gateway's "
+                    "host to check its keys and network.",
+                    "阅读上面网关给出的提示，并在网关所在主机上运行 gemgate doctor 检查其密钥"
+                    "和网络。"),)),
     # ---- OpenAI-compatible providers (the last fallback links) ----------------------------
     Problem("PROVIDER_RATE_LIMITED",
             "The fallback provider rate-limited gemgate (429). Its keys rest for the time it "
@@ -145,7 +370,12 @@ PROBLEMS = _table(
             "The model name is unknown or does not support this method. Check the spelling "
             "(e.g. gemini-2.5-flash) against GET /v1beta/models.",
             "模型名称不存在或不支持该方法。请对照 GET /v1beta/models 检查拼写（例如 "
-            "gemini-2.5-flash）。"),
+            "gemini-2.5-flash）。",
+            steps=(
+                   ('Use the model name suggested, or one listed by GET /v1beta/models.',
+                    '使用上面建议的模型名，或 GET /v1beta/models 列出的名称。'),
+                   ('Run gemgate doctor --model <name> to check it.',
+                    '运行 gemgate doctor --model <名称> 检查它。'))),
     Problem("INVALID_REQUEST",
             "Google rejected the request body; the message names the field. Fix the request.",
             "Google 拒绝了请求内容；错误信息指出了具体字段。请修正请求。"),
@@ -171,7 +401,14 @@ PROBLEMS = _table(
     Problem("TOKEN_INVALID",
             "This gemgate token is not known. Ask your gateway admin for a token, and check for "
             "stray spaces or quotes.",
-            "该 gemgate 令牌无效。请向网关管理员索取令牌，并检查是否带有多余的空格或引号。"),
+            "该 gemgate 令牌无效。请向网关管理员索取令牌，并检查是否带有多余的空格或引号。",
+            steps=(
+                   ("Use the token the gateway's operator gave you (a gk-… virtual key or a "
+                    "configured token), not a Google key.",
+                    '使用网关管理员提供的令牌（gk-… 虚拟密钥或配置中的令牌），'
+                    '而不是 Google 密钥。'),
+                   ('Pass it with --token, or set GEMGATE_TOKEN.',
+                    '通过 --token 传入，或设置 GEMGATE_TOKEN。'))),
     Problem("GOOGLE_KEY_SENT",
             "You sent a Google API key to gemgate. Keep Google keys in the gateway's "
             "configuration and use your gemgate token as api_key instead.",

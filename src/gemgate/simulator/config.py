@@ -12,7 +12,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Tier = Literal["free", "tier1", "tier2", "tier3"]
-ProjectState = Literal["active", "api_disabled", "suspended", "region_blocked"]
+# The barred states: the API switched off in the project, the consumer suspended, the caller's
+# region, a free tier not offered in the caller's country, and the key's own restrictions
+# (which Google sets per key; here every key of the project carries them).
+ProjectState = Literal["active", "api_disabled", "suspended", "region_blocked",
+                       "free_tier_unavailable", "ip_restricted", "referrer_restricted",
+                       "api_restricted"]
 FaultKind = Literal["429", "500", "503", "504", "reset", "midstream", "latency"]
 
 

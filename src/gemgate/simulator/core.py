@@ -121,6 +121,11 @@ class Simulator:
             return caller, errors.consumer_suspended(caller.key, project.project_number())
         if project.state == "region_blocked":
             return caller, errors.location_not_supported()
+        if project.state == "free_tier_unavailable" and project.tier == "free":
+            return caller, errors.free_tier_unavailable()
+        if project.state in ("ip_restricted", "referrer_restricted", "api_restricted"):
+            return caller, errors.key_restricted(project.state, project.project_number(),
+                                                 "127.0.0.1")
         return caller, None
 
     # ---- faults ---------------------------------------------------------------------------

@@ -57,6 +57,32 @@ def location_not_supported() -> Answer:
                            "FAILED_PRECONDITION")
 
 
+def free_tier_unavailable() -> Answer:
+    message = ("Gemini API free tier is not available in your country. Please enable billing on "
+               "your project in Google AI Studio.")
+    return 400, error_body(400, message, "FAILED_PRECONDITION")
+
+
+def key_restricted(kind: str, project_number: int, caller_ip: str = "") -> Answer:
+    """A key whose restrictions (set in the Cloud console) refuse this call."""
+    reasons = {
+        "ip_restricted": ("API_KEY_IP_ADDRESS_BLOCKED",
+                          "The provided API key has an IP address restriction. The originating "
+                          f"IP address of the call ({caller_ip or 'unknown'}) violates this "
+                          "restriction."),
+        "referrer_restricted": ("API_KEY_HTTP_REFERRER_BLOCKED",
+                                "Requests from referer <empty> are blocked."),
+        "api_restricted": ("API_KEY_SERVICE_BLOCKED",
+                           "Requests to this API generativelanguage.googleapis.com method "
+                           "google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent "
+                           "are blocked."),
+    }
+    reason, message = reasons[kind]
+    details = [error_info(reason, {"consumer": f"projects/{project_number}"}),
+               localized_message(message)]
+    return 403, error_body(403, message, "PERMISSION_DENIED", details)
+
+
 def consumer_suspended(key: str, project_number: int) -> Answer:
     # Google spells the whole key out in this message; a gateway must mask it before relaying.
     message = f"Permission denied: Consumer 'api_key:{key}' has been suspended."
