@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from bench.loadgen import free_port
 from gemgate.cli import main
+from gemgate.doctor import RECOGNISED
 from gemgate.problems import PROBLEMS
 from gemgate.simulator import RunningSimulator
 from tests.conftest import TOKEN, run_gateway
@@ -278,8 +279,11 @@ def test_a_gateway_whose_upstream_fails(sim: RunningSimulator, workdir: Path) ->
     assert "502" in named["detail"] and "gateway's hint" in named["detail"]
 
 
-def test_at_least_fifteen_problems_are_covered() -> None:
-    """The problems this module reproduces, counted from its own tests."""
+def test_every_recognised_problem_is_reproduced_explained_and_documented() -> None:
     source = Path(__file__).read_text()
-    named = {p for p in PROBLEMS if f'"{p}"' in source}
-    assert len(named) >= 15, sorted(named)
+    readmes = [Path(name).read_text() for name in ("README.md", "README.zh-CN.md")]
+    assert len(RECOGNISED) >= 15
+    for problem in RECOGNISED:
+        assert f'"{problem}"' in source, f"no test reproduces {problem}"
+        assert PROBLEMS[problem].fix("en") and PROBLEMS[problem].fix("zh")
+        assert all(f"`{problem}`" in readme for readme in readmes), problem

@@ -30,10 +30,11 @@ def _table(*problems: Problem) -> dict[str, Problem]:
 PROBLEMS = _table(
     # ---- upstream key and project faults -------------------------------------------------
     Problem("API_KEY_INVALID",
-            "Google rejected an upstream key as invalid (deleted, mistyped or from another "
-            "service). gemgate has taken it out of rotation; replace it in the configuration.",
-            "Google 认为某个上游密钥无效（已删除、输错或不是 Gemini 的密钥）。gemgate 已停用它；"
-            "请在配置中替换该密钥。",
+            "Google rejects an upstream key as invalid (deleted, mistyped or from another "
+            "service); a running gemgate takes it out of rotation. Replace it in the "
+            "configuration.",
+            "Google 认为某个上游密钥无效（已删除、输错或不是 Gemini 的密钥），运行中的 gemgate "
+            "会停用它。请在配置中替换该密钥。",
             steps=(
                    ('Open https://aistudio.google.com/apikey and check the key still exists; '
                     'create a new one if not.',
@@ -56,10 +57,11 @@ PROBLEMS = _table(
                    ('Wait two to five minutes for it to propagate, then run gemgate doctor again.',
                     '等待 2–5 分钟生效，然后再次运行 gemgate doctor。'))),
     Problem("CONSUMER_SUSPENDED",
-            "Google has suspended this key or its project. gemgate stopped using it; check the "
-            "project in Google Cloud console (billing, policy notices) or use another project.",
-            "Google 已暂停该密钥或其项目。gemgate 已停用它；请在 Google Cloud 控制台检查该项目"
-            "（结算、政策通知），或改用其他项目。",
+            "Google has suspended this key or its project; a running gemgate stops using it. "
+            "Check the project in Google Cloud console (billing, policy notices) or use another "
+            "project.",
+            "Google 已暂停该密钥或其项目，运行中的 gemgate 会停用它。请在 Google Cloud 控制台"
+            "检查该项目（结算、政策通知），或改用其他项目。",
             steps=(
                    ('Open Google Cloud console for this project and read the notices (billing, '
                     'policy).',
