@@ -132,6 +132,12 @@ def test_a_proxy_in_the_environment_that_refuses(sim: RunningSimulator, workdir:
     assert "secret" not in doctor(["--json"], env)[1]
 
 
+def test_a_malformed_key_on_the_command_line(sim: RunningSimulator, workdir: Path) -> None:
+    named = assert_names("ENV_KEY_MALFORMED", ["--key", "AIzaSy bad key 000000"],
+                         {"GEMGATE_UPSTREAM_URL": sim.url})
+    assert "bad key" not in named["detail"] + named["subject"]
+
+
 def test_an_invalid_configuration(workdir: Path) -> None:
     config = workdir / "gemgate.yaml"
     config.write_text("projects:\n  - name: a\n    keys: ['AIzaSyA1234567890 with space']\n")
@@ -173,10 +179,12 @@ def test_a_project_proxy_that_refuses(sim: RunningSimulator, workdir: Path) -> N
     assert_names("PROXY_UNREACHABLE", args, {})
 
 
-@pytest.mark.parametrize("scheme", ["socks5", "http"])
+@pytest.mark.parametrize(("scheme", "written"), [("socks5", "socks5"), ("socks5", "socks5h"),
+                                                 ("http", "http")])
 def test_a_working_project_proxy_is_used_for_every_step(sim: RunningSimulator, workdir: Path,
-                                                        scheme: str) -> None:
+                                                        scheme: str, written: str) -> None:
     with proxy_server(scheme, workdir / "proxy.log") as proxy:
+        proxy = proxy.replace(f"{scheme}://", f"{written}://")
         report = diagnosis(_with_proxy(workdir, sim, proxy), {})
     assert report["ok"], report
     checks = [c["check"] for c in report["checks"] if c["stage"] == "network"]
@@ -287,3 +295,14 @@ def test_every_recognised_problem_is_reproduced_explained_and_documented() -> No
         assert f'"{problem}"' in source, f"no test reproduces {problem}"
         assert PROBLEMS[problem].fix("en") and PROBLEMS[problem].fix("zh")
         assert all(f"`{problem}`" in readme for readme in readmes), problem
+
+
+def test_colour_only_when_asked() -> None:
+    from gemgate.doctor import report
+    from gemgate.doctor.findings import Finding
+
+    findings = [Finding("network", "DNS", "example.invalid", "fail", "no such host",
+                        "DNS_FAILED", 1.0)]
+    assert "\x1b[" in report.text(findings, "en", colour=True)
+    plain = report.text(findings, "en", colour=False)
+    assert "\x1b[" not in plain and "✗" in plain and "1 of 1 checks failed." in plain

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
+from pydantic import ValidationError
 
 from bench.loadgen import free_port
 from gemgate.simulator import run_simulator
-from tests.conftest import TOKEN, run_gateway, sdk
+from tests.conftest import TOKEN, gateway_settings, run_gateway, sdk
 
 # pproxy picks uvloop up when installed and then fails to find an event loop; run it on the
 # standard loop.
@@ -78,3 +80,19 @@ def test_a_dead_proxy_fails_over_to_another_project() -> None:
             # A network failure says nothing about the key: it stays in service.
             assert gateway.project_view("sim-free")["keys"][0]["state"] == "active"
         assert sim.stats()["by_project"] == {"sim-paid": 4}
+
+
+def test_socks5h_resolves_names_at_the_proxy(tmp_path: Path) -> None:
+    """socks5h:// (names resolved by the proxy, the usual setting where DNS is poisoned) works;
+    an https:// proxy is refused by the configuration with a clear reason."""
+    with run_simulator() as sim, proxy_server("socks5", tmp_path / "socks.log") as socks:
+        proxy = socks.replace("socks5://", "socks5h://")
+        projects = [{"name": "sim-free", "keys": ["sim-free-key-1"], "proxy": proxy}]
+        with run_gateway(sim.url.replace("127.0.0.1", "localhost"),
+                         projects=projects) as gateway:
+            client = sdk(gateway.url, TOKEN)
+            assert client.models.generate_content(model="gemini-2.5-flash", contents="hi").text
+        assert f"localhost:{sim.port}" in (tmp_path / "socks.log").read_text()
+    with pytest.raises(ValidationError, match="use http:// for an HTTP proxy"):
+        gateway_settings(sim.url, [{"name": "p", "keys": ["k-0000000001"],
+                                    "proxy": "https://127.0.0.1:8080"}])

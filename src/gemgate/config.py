@@ -49,9 +49,21 @@ def clean_key(raw: str) -> str:
 
 
 def check_proxy(proxy: str | None) -> str | None:
-    if proxy and not re.match(r"^(https?|socks5h?|socks4)://", proxy):
-        raise ValueError("proxy must start with http://, https://, socks5:// or socks4://")
+    if proxy and proxy.startswith("https://"):
+        # TLS to the proxy itself is not supported; an HTTP proxy carries HTTPS through CONNECT.
+        raise ValueError("use http:// for an HTTP proxy (HTTPS to Google is tunnelled "
+                         "through it); https:// proxies are not supported")
+    if proxy and not re.match(r"^(http|socks5h?|socks4)://", proxy):
+        raise ValueError("proxy must start with http://, socks5://, socks5h:// or socks4://")
     return proxy or None
+
+
+def proxy_options(proxy: str) -> tuple[str, dict[str, bool]]:
+    """The URL and options python-socks takes: socks5h:// is socks5:// resolving names at the
+    proxy (where Google's name may be the only one that resolves truthfully)."""
+    if proxy.startswith("socks5h://"):
+        return "socks5://" + proxy[len("socks5h://"):], {"rdns": True}
+    return proxy, {}
 
 
 class _Strict(BaseModel):

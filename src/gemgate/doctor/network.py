@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from python_socks.async_.asyncio import Proxy
 
+from gemgate.config import proxy_options
+
 from .environment import mask_proxy
 from .findings import Finding
 
@@ -105,7 +107,8 @@ async def probe_through(url: str, proxy: str, timeout: float) -> list[Finding]:
     subject = f"{host}:{port} via {mask_proxy(proxy)}"
     started = time.perf_counter()
     try:
-        sock = await Proxy.from_url(proxy).connect(host, port, timeout=timeout)
+        url, options = proxy_options(proxy)
+        sock = await Proxy.from_url(url, **options).connect(host, port, timeout=timeout)
     except (ProxyConnectionError, ProxyTimeoutError) as exc:
         return [answered, Finding("network", "tunnel", subject, "fail", _reason(exc),
                                   "PROXY_UNREACHABLE", _ms(started))]

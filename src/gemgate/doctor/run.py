@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp_socks import ProxyConnector
 
-from gemgate.config import GOOGLE_URL, ConfigError, clean_key, load_settings
+from gemgate.config import GOOGLE_URL, ConfigError, clean_key, load_settings, proxy_options
 from gemgate.secrets import mask_key
 
 from .environment import check_environment, env_proxy, mask_proxy
@@ -55,15 +55,24 @@ def _subjects(plan: Plan, env: Mapping[str, str], cwd: Path
                           "fail", "; ".join(exc.problems), "CONFIG_INVALID")
         return [], GOOGLE_URL, failure
     if plan.keys:
-        given = [Subject(f"--key {n}", clean_key(k), None) for n, k in enumerate(plan.keys, 1)]
+        given = []
+        for number, raw in enumerate(plan.keys, start=1):
+            try:
+                given.append(Subject(f"--key {number}", clean_key(raw), None))
+            except ValueError as exc:
+                return [], settings.upstream_url, Finding(
+                    "environment", f"--key {number}", mask_key(raw.strip()), "fail", str(exc),
+                    "ENV_KEY_MALFORMED")
         return given, settings.upstream_url, None
     return ([Subject(p.name, k, p.proxy) for p in settings.projects for k in p.keys],
             settings.upstream_url, None)
 
 
 def _session(proxy: str | None) -> aiohttp.ClientSession:
-    connector = ProxyConnector.from_url(proxy) if proxy else aiohttp.TCPConnector()
-    return aiohttp.ClientSession(connector=connector)
+    if proxy is None:
+        return aiohttp.ClientSession()
+    url, options = proxy_options(proxy)
+    return aiohttp.ClientSession(connector=ProxyConnector.from_url(url, **options))
 
 
 async def _route(plan: Plan, url: str, proxy: str | None,

@@ -7,7 +7,7 @@ import aiohttp
 from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from yarl import URL
 
-from gemgate.config import Settings
+from gemgate.config import Settings, proxy_options
 from gemgate.pipeline.call import Call
 from gemgate.upstream.pool import Lease
 
@@ -44,7 +44,8 @@ class UpstreamClient:
             if proxy:
                 from aiohttp_socks import ProxyConnector
 
-                connector = ProxyConnector.from_url(proxy, limit=0, ttl_dns_cache=300)
+                url, options = proxy_options(proxy)
+                connector = ProxyConnector.from_url(url, limit=0, ttl_dns_cache=300, **options)
             else:
                 connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300,
                                                  keepalive_timeout=30)
