@@ -3,7 +3,6 @@ passed through the stages, and answered byte for byte as Google answered."""
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -16,7 +15,7 @@ from gemgate.pipeline.call import Call
 from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
 from gemgate.secrets import scrub
-from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_of
+from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS
 
 from .replies import (
@@ -132,41 +131,29 @@ class GeminiEdge:
         upstream = answer.stream
         assert upstream is not None
         response = web.StreamResponse(status=200, headers=answer_headers(call, answer))
-        verdict, status, tail = OK, 200, answer.first_chunk
-        finished = False
-        try:
+        async with self.flow.streaming(call, answer) as progress:
             await response.prepare(request)
             await response.write(answer.first_chunk)
+            broken = False
             while True:
                 try:
                     chunk = await upstream.read()
                 except (TimeoutError, *NETWORK_ERRORS):
-                    verdict, status = NETWORK_FAILURE, 502
+                    broken, progress.verdict = True, NETWORK_FAILURE
                     await response.write(self._interruption(call))
                     break
                 if not chunk:
                     break
                 if b'"error"' in chunk:  # an upstream error event may spell out the key
                     chunk = scrub(chunk, answer.secret)
-                tail = (tail + chunk)[-8192:]
+                progress.relayed(chunk)
                 await response.write(chunk)
-            if verdict is NETWORK_FAILURE:
-                upstream.close()
-            else:
-                upstream.release()
-                # An upstream error event ends the stream: relayed as sent, recorded as such.
-                status, verdict = _error_event(tail) or (status, verdict)
-            self.flow.end_stream(answer, verdict, tail)
-            finished = True
-            await self.flow.finish(call, status, verdict.problem, answer.usage)
+            status = 502 if broken else 200
+            if not broken:  # an upstream error event ends it: relayed as sent, recorded as such
+                status, progress.verdict = _error_event(progress.tail) or (status,
+                                                                           progress.verdict)
+            await self.flow.stream_ended(call, answer, progress, status, broken)
             await response.write_eof()
-        except ConnectionResetError:
-            if not finished:
-                self.flow.abandoned(call, answer, verdict, tail)
-        except asyncio.CancelledError:
-            if not finished:
-                self.flow.abandoned(call, answer, verdict, tail)
-            raise
         return response
 
     def _interruption(self, call: Call) -> bytes:

@@ -12,13 +12,12 @@ gets Gemini's, from the native edge.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gemgate.compat import embeddings as embedding
 from gemgate.compat import models as model_list
@@ -39,7 +38,7 @@ from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
 from gemgate.problems import hint
 from gemgate.secrets import scrub
-from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify
+from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify
 from gemgate.upstream.client import NETWORK_ERRORS
 from gemgate.upstream.providers import Providers
 
@@ -47,6 +46,7 @@ from .gemini import GeminiEdge
 from .replies import gateway_error, google_error_of, lang_of, new_request_id, retry_after
 
 GOOGLE_PATH = "/v1beta/openai"
+Shape = TypeVar("Shape", bound=BaseModel)
 _JSON = "application/json"
 _DONE = b"data: [DONE]\n\n"
 
@@ -97,14 +97,21 @@ class OpenAIEdge:
         call.surface = "openai"
         return call
 
-    async def _body(self, request: web.Request, call: Call) -> bytes | Refusal:
+    async def _accept(self, request: web.Request, call: Call,
+                      shape: type[Shape]) -> Shape | web.Response:
+        """The authenticated caller's request, checked against `shape`; or the refusal."""
         problem = self.flow.authenticate(request, call)
+        if problem is None:
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                problem = "BODY_TOO_LARGE"
         if problem is not None:
-            return refusal(problem)
+            return await self.refuse(call, refusal(problem))
         try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return refusal("BODY_TOO_LARGE")
+            return shape.model_validate_json(raw)
+        except ValidationError as exc:
+            return await self.invalid(call, _invalid(exc))
 
     def _aim(self, call: Call, model: str, action: str, body: dict[str, Any]) -> None:
         """Points the call at a model's Gemini method with the translated body."""
@@ -119,14 +126,10 @@ class OpenAIEdge:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         call = self._new_call(request)
-        raw = await self._body(request, call)
-        if isinstance(raw, Refusal):
-            return await self.refuse(call, raw)
+        chat = await self._accept(request, call, ChatRequest)
+        if isinstance(chat, web.Response):
+            return chat
         try:
-            try:
-                chat = ChatRequest.model_validate_json(raw)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
             body = to_gemini(chat, await self.images.fetch_all(remote_image_urls(chat)))
         except RequestInvalid as exc:
             return await self.invalid(call, exc)
@@ -158,15 +161,14 @@ class OpenAIEdge:
         translator = ChunkTranslator(call.model, f"chatcmpl-{call.request_id}",
                                      int(time.time()), ToolIds(call.request_id))
         reader = EventReader()
-        verdict, status, tail, chunk = OK, 200, answer.first_chunk, answer.first_chunk
-        finished = False
-        try:
+        status, chunk = 200, answer.first_chunk
+        async with self.flow.streaming(call, answer) as progress:
             await response.prepare(request)
             while True:
                 for data in reader.feed(chunk):
                     failure = await self._relay_event(response, call, answer, translator, data)
                     if failure is not None:
-                        verdict, status = failure
+                        progress.verdict, status = failure
                         break
                 if status != 200:
                     break
@@ -176,30 +178,17 @@ class OpenAIEdge:
                     chunk = b""
                 if not chunk:
                     if not translator.finished:  # cut off before Google said it was done
-                        verdict, status = NETWORK_FAILURE, 502
+                        progress.verdict, status = NETWORK_FAILURE, 502
                         await response.write(self._error_event(call, 502, "STREAM_INTERRUPTED",
                                                                "The upstream stream was "
                                                                "interrupted."))
                     break
-                tail = (tail + chunk)[-8192:]
+                progress.relayed(chunk)
             if status == 200 and include_usage:
                 await response.write(event(_dumps(translator.usage_chunk())))
             await response.write(_DONE)
-            if status == 200:
-                upstream.release()
-            else:
-                upstream.close()
-            self.flow.end_stream(answer, verdict, tail)
-            finished = True
-            await self.flow.finish(call, status, verdict.problem, answer.usage)
+            await self.flow.stream_ended(call, answer, progress, status, broken=status != 200)
             await response.write_eof()
-        except ConnectionResetError:
-            if not finished:
-                self.flow.abandoned(call, answer, verdict, tail)
-        except asyncio.CancelledError:
-            if not finished:
-                self.flow.abandoned(call, answer, verdict, tail)
-            raise
         return response
 
     async def _relay_event(self, response: web.StreamResponse, call: Call, answer: Answer,
@@ -233,14 +222,10 @@ class OpenAIEdge:
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         call = self._new_call(request)
-        raw = await self._body(request, call)
-        if isinstance(raw, Refusal):
-            return await self.refuse(call, raw)
+        asked = await self._accept(request, call, embedding.EmbeddingRequest)
+        if isinstance(asked, web.Response):
+            return asked
         try:
-            try:
-                asked = embedding.EmbeddingRequest.model_validate_json(raw)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
             body = embedding.to_gemini(asked)
         except RequestInvalid as exc:
             return await self.invalid(call, exc)

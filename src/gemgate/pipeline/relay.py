@@ -149,13 +149,8 @@ class Relay:
             if last is None or not _own_fault(verdict) or last.verdict is None or \
                     _own_fault(last.verdict):
                 last = answer  # Google's answer about the request explains more than our key's
-            if attempt >= self.retry.attempts or call.remaining() <= 0:
+            if not await self._wait_to_retry(call, attempt, verdict):
                 break
-            if not verdict.elsewhere:
-                pause = self._backoff(attempt)
-                if pause >= call.remaining():
-                    break
-                await asyncio.sleep(pause)
         return last if last is not None else Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
 
     async def _through_provider(self, call: Call, link: Link) -> Answer:
@@ -186,13 +181,8 @@ class Relay:
             if verdict.ok or not verdict.retry:
                 return answer
             last = answer
-            if attempt == self.retry.attempts or call.remaining() <= 0:
+            if not await self._wait_to_retry(call, attempt, verdict):
                 break
-            if not verdict.elsewhere:
-                pause = self._backoff(attempt)
-                if pause >= call.remaining():
-                    break
-                await asyncio.sleep(pause)
         return last or Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
 
     def _attempt_limit(self, call: Call) -> float:
@@ -218,6 +208,18 @@ class Relay:
             self.pool.release(answer.lease, verdict)
         if answer.grant is not None:
             self._settle(answer.grant, _prompt_tokens(answer.usage), counted=True)
+
+    async def _wait_to_retry(self, call: Call, attempt: int, verdict: Verdict) -> bool:
+        """Backs off before another attempt (not when it goes elsewhere at once); False when
+        the retry budget or the deadline is spent."""
+        if attempt >= self.retry.attempts or call.remaining() <= 0:
+            return False
+        if not verdict.elsewhere:
+            pause = self._backoff(attempt)
+            if pause >= call.remaining():
+                return False
+            await asyncio.sleep(pause)
+        return True
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so retrying clients do not move in step."""

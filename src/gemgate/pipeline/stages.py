@@ -7,6 +7,10 @@ a call between the two is here, once.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +24,7 @@ from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Refusal, Rights
 from gemgate.pipeline.route import Router
 from gemgate.upstream.affinity import ResourceOwners
-from gemgate.upstream.classify import Verdict
+from gemgate.upstream.classify import OK, Verdict
 from gemgate.upstream.client import forwardable
 
 # The HTTP status of each refusal made before the relay (rights bring their own).
@@ -28,6 +32,18 @@ REFUSAL_STATUS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT":
                   "KEY_REVOKED": 401, "KEY_EXPIRED": 401, "KEY_DISABLED": 403,
                   "IP_NOT_ALLOWED": 403, "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413,
                   "BAD_PRIORITY": 400}
+
+
+@dataclass(slots=True)
+class StreamProgress:
+    """How far a stream got: the verdict so far and its last bytes (where the usage is)."""
+
+    verdict: Verdict
+    tail: bytes
+    finished: bool = False
+
+    def relayed(self, chunk: bytes) -> None:
+        self.tail = (self.tail + chunk)[-8192:]
 
 
 def refusal(problem: str, message: str = "") -> Refusal:
@@ -91,14 +107,42 @@ class Pipeline:
         self.log(call, status, problem, usage)
         await self.meter.commit(call, status, problem, usage)
 
-    def abandoned(self, call: Call, answer: Answer, verdict: Verdict, tail: bytes) -> None:
-        """The client went away mid-stream: stop reading upstream, and record what it was
-        sent, flagged as cancelled, with the usage the last relayed chunk reported."""
+    @asynccontextmanager
+    async def streaming(self, call: Call, answer: Answer) -> AsyncIterator[StreamProgress]:
+        """Wraps an edge's relaying of a stream. A client that goes away before the end is
+        recorded as cancelled (499) with the usage of the last chunk it was sent, and the
+        upstream is dropped; the edge reports what it relayed in the progress it is given."""
+        progress = StreamProgress(OK, answer.first_chunk)
+        try:
+            yield progress
+        except ConnectionResetError:
+            if not progress.finished:
+                self._abandoned(call, answer, progress)
+        except asyncio.CancelledError:
+            if not progress.finished:
+                self._abandoned(call, answer, progress)
+            raise
+
+    async def stream_ended(self, call: Call, answer: Answer, progress: StreamProgress,
+                           status: int, broken: bool) -> None:
+        """The stream is over: the upstream connection reused (or dropped when `broken`), the
+        key returned, the quota settled, and the record committed before the last byte."""
+        assert answer.stream is not None
+        if broken:
+            answer.stream.close()
+        else:
+            answer.stream.release()
+        self.end_stream(answer, progress.verdict, progress.tail)
+        progress.finished = True
+        await self.finish(call, status, progress.verdict.problem, answer.usage)
+
+    def _abandoned(self, call: Call, answer: Answer, progress: StreamProgress) -> None:
         assert answer.stream is not None
         answer.stream.close()
-        self.end_stream(answer, verdict, tail)
-        self.log(call, 499, verdict.problem, answer.usage)
-        self.meter.record(call, 499, verdict.problem, answer.usage, cancelled=True, wait=False)
+        self.end_stream(answer, progress.verdict, progress.tail)
+        self.log(call, 499, progress.verdict.problem, answer.usage)
+        self.meter.record(call, 499, progress.verdict.problem, answer.usage, cancelled=True,
+                          wait=False)
 
     def log(self, call: Call, status: int, problem: str | None,
             usage: dict[str, Any] | None = None) -> None:
