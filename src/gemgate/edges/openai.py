@@ -230,13 +230,9 @@ class OpenAIEdge:
         except RequestInvalid as exc:
             return await self.invalid(call, exc)
         self._aim(call, model_id(asked.model), "batchEmbedContents", body)
-        refused = self.flow.admit(call, request)
-        if refused is not None:
-            return await self.refuse(call, refused)
-        answer = await self.flow.forward(call)
-        if not 200 <= answer.status < 300:
-            return await self.failed(call, answer)
-        await self.flow.finish(call, answer.status, None, answer.usage)
+        answer = await self._answered(call, request)
+        if isinstance(answer, web.Response):
+            return answer
         usage = answer.usage or {}
         tokens = int(usage.get("promptTokenCount") or usage.get("totalTokenCount") or 0)
         return self._json(call, 200, embedding.from_gemini(orjson.loads(answer.body), asked,
@@ -300,13 +296,18 @@ class OpenAIEdge:
         call.method, call.path, call.query = "GET", path, query
         if path.startswith("models/"):
             call.model = path.removeprefix("models/")
+        return await self._answered(call, request)
+
+    async def _answered(self, call: Call, request: web.Request) -> Answer | web.Response:
+        """A whole-body call admitted, relayed and recorded; a refusal or failure is answered
+        at once (returned as the response)."""
         refused = self.flow.admit(call, request)
         if refused is not None:
             return await self.refuse(call, refused)
         answer = await self.flow.forward(call)
         if not 200 <= answer.status < 300:
             return await self.failed(call, answer)
-        await self.flow.finish(call, answer.status, None)
+        await self.flow.finish(call, answer.status, None, answer.usage)
         return answer
 
     # ---- answers --------------------------------------------------------------------------
