@@ -16,6 +16,7 @@ from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.gemini import GeminiEdge, unknown_route
+from gemgate.edges.intake import BodyReader
 from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
@@ -31,6 +32,7 @@ from gemgate.pipeline.stages import Pipeline
 from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
+from gemgate.serving import IDLE_TIMEOUT_S
 from gemgate.state.memory import MemoryRateState
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
@@ -94,20 +96,22 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     flow = Pipeline(auth, router, Rights(rates, budgets), relay,
                     _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
                     settings.deadline_s, settings.log_requests)
-    gemini = GeminiEdge(flow)
+    bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
+    gemini = GeminiEdge(flow, bodies)
     images = RemoteImages(settings.openai.remote_images)
     openai = OpenAIEdge(flow, gemini, images, settings.aliases, providers)
 
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[google_shaped_failures])
     app[POOL] = pool
+    app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
     if ledger is not None:
         app[LEDGER] = ledger
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool).routes())
     app.add_routes(AdminEdge(pool, providers, settings.admin_key, keys,
                              settings.ledger.path if ledger else None,
-                             settings.timezone).routes(prefix))
+                             settings.timezone, bodies).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, prefix).routes())

@@ -237,6 +237,36 @@ class OpenAIConfig(_Strict):
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
 
 
+class ServerConfig(_Strict):
+    """The HTTP server's own limits against clients that hold connections without using them
+    (slowloris). Defaults follow nginx: generous enough for any honest client on a slow link."""
+
+    # A connection with no complete request for this long is closed: one that sends nothing,
+    # only part of its headers, or idles between keep-alive requests. Above the 60 s idle
+    # timeout of common load balancers, so they never reuse a connection gemgate just closed.
+    idle_timeout_s: float = Field(default=75.0, gt=0)
+    # The longest pause between two pieces of a request body (not a limit on the whole upload).
+    body_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # The address clients reach gemgate at (https://gemini.example.com/prefix), used where
+    # gemgate hands out its own URL (resumable uploads); otherwise taken from the request,
+    # with X-Forwarded-Proto/-Host believed from trusted_proxies only.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/") if url else None
+
+
+class CorsConfig(_Strict):
+    """Browsers may call gemgate from these origins (none by default: CORS off)."""
+
+    allowed_origins: list[str] = Field(default_factory=list)  # "https://app.example.com", "*"
+    max_age_s: int = Field(default=600, ge=0)  # how long a browser may cache a preflight
+
+
 def _default_fallbacks() -> dict[str, list[str]]:
     return {"gemini-2.5-pro": ["gemini-2.5-flash", "gemini-2.5-flash-lite"],
             "gemini-2.5-flash": ["gemini-2.5-flash-lite"]}
@@ -272,6 +302,8 @@ class Settings(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list)
     providers: list[ProviderConfig] = Field(default_factory=list)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("timezone")
     @classmethod

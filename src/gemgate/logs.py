@@ -44,6 +44,40 @@ class SecretScrubber(logging.Filter):
         return True
 
 
+class QuietTracebacks(logging.Filter):
+    """One line, not a traceback, for what a client can trigger at will.
+
+    aiohttp logs a full traceback for every malformed request it cannot parse or drain (a body
+    that claims gzip and is not, a broken chunked encoding): a client could turn each request
+    into kilobytes of log. Such records keep their message and the exception's one-line
+    summary. gemgate's own unexpected failures keep their traceback the first time per place
+    in the code, and are one line after that: the first tells the maintainer everything.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str, int]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        if not info or info[1] is None:
+            return True
+        error = info[1]
+        if not record.name.startswith("aiohttp"):
+            tb = error.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            place = (type(error).__name__, tb.tb_frame.f_code.co_filename if tb else "",
+                     tb.tb_lineno if tb else 0)
+            if place not in self._seen and len(self._seen) < 1000:
+                self._seen.add(place)
+                return True
+        summary = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        record.msg, record.args = f"{record.getMessage()} ({summary.strip()})", None
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -123,6 +157,7 @@ def setup_logging(level: str, secrets: Iterable[str], stream: Any = None,
     scrubber = SecretScrubber(secrets)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(QuietTracebacks())
     handler.addFilter(scrubber)
     if _access is not None:
         _access.flush()

@@ -395,6 +395,28 @@ PROBLEMS = _table(
             "media with the Files API and refer to it by URI instead.",
             "请求体超过了 gemgate 允许的大小（max_body_bytes）。大文件请先用 Files API 上传，"
             "再通过 URI 引用。"),
+    Problem("BODY_UNREADABLE",
+            "gemgate could not read the request body: its Content-Encoding does not match its "
+            "bytes, or the connection ended before the promised length. Send the body plain "
+            "(or truly gzip-compressed) with a correct Content-Length.",
+            "gemgate 无法读取请求体：Content-Encoding 与内容不符，或连接在约定长度之前断开。"
+            "请发送未压缩（或确实经 gzip 压缩）的请求体，并给出正确的 Content-Length。"),
+    Problem("BODY_TIMEOUT",
+            "The client stopped sending the request body for longer than the gateway waits "
+            "(server.body_idle_timeout_s). Check the network between client and gateway.",
+            "客户端停止发送请求体的时间超过了网关的等待上限（server.body_idle_timeout_s）。"
+            "请检查客户端与网关之间的网络。"),
+    Problem("MODEL_NAME_INVALID",
+            "The model name is not a valid Gemini model id: use letters, digits, '.', '-' and "
+            "'_' only, e.g. gemini-2.5-flash (or <provider>/<model> for a configured provider).",
+            "模型名称不是有效的 Gemini 模型 ID：只能使用字母、数字、'.'、'-' 和 '_'，例如 "
+            "gemini-2.5-flash（已配置的其他提供方写作 <provider>/<model>）。"),
+    Problem("RESOURCE_NOT_FOUND",
+            "No such file, cached content, batch or other resource is visible to this token. "
+            "Resources belong to the tenant that created them through gemgate; use the token "
+            "that created it.",
+            "该 token 看不到这个文件、缓存、批处理任务或其他资源。资源属于通过 gemgate 创建它的"
+            "租户；请使用创建它时的 token。"),
     Problem("TOKEN_MISSING",
             "No gemgate token was sent. Pass your gemgate token as the api_key (header "
             "x-goog-api-key, ?key=, or Authorization: Bearer).",

@@ -13,6 +13,9 @@ from typing import TypeVar
 from aiohttp import web
 
 T = TypeVar("T")
+# Seconds a connection may go without a complete request (new, half-sent headers, or idle
+# keep-alive) before the server closes it; an app sets it, aiohttp's own default is an hour.
+IDLE_TIMEOUT_S = web.AppKey("idle_timeout_s", float)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -36,7 +39,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 async def start_app(app: web.Application, sock: socket.socket) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=1.0)
+                           shutdown_timeout=1.0,
+                           keepalive_timeout=app.get(IDLE_TIMEOUT_S, 75.0))
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner

@@ -102,7 +102,7 @@ class ChatRequest(_Open):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=8)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # JSON's int64
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
@@ -164,14 +164,16 @@ def _parts(content: str | list[dict[str, Any]] | None, where: str,
                 raise RequestInvalid("image_url.url must be a string", at)
             parts.append(inline_data(url, at) if url.startswith("data:") else fetched[url])
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
+            audio = part.get("input_audio")
+            audio = audio if isinstance(audio, dict) else {}
             mime = _AUDIO_TYPES.get(str(audio.get("format", "")))
             if mime is None or not isinstance(audio.get("data"), str):
                 raise RequestInvalid("input_audio needs base64 data and a format among "
                                      + ", ".join(_AUDIO_TYPES), at)
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "file":
-            data = (part.get("file") or {}).get("file_data")
+            file = part.get("file")
+            data = file.get("file_data") if isinstance(file, dict) else None
             if not isinstance(data, str):
                 raise RequestInvalid("file.file_data must be a base64 data URL", at)
             parts.append(inline_data(data, at))
@@ -239,8 +241,9 @@ def _contents(request: ChatRequest, fetched: Mapping[str, dict[str, Any]]
                                      "message", f"{where}.tool_call_id")
             part: dict[str, Any] = {"functionResponse": {"name": name,
                                          "response": _tool_result(message.content, where)}}
-            if contents and contents[-1]["role"] == "user" and \
-                    "functionResponse" in contents[-1]["parts"][0]:
+            turn = contents[-1] if contents else None
+            if turn is not None and turn["role"] == "user" and turn["parts"] and \
+                    "functionResponse" in turn["parts"][0]:
                 contents[-1]["parts"].append(part)  # answers to parallel calls: one turn
             else:
                 contents.append({"role": "user", "parts": [part]})
@@ -256,7 +259,8 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
         return {"functionCallingConfig": {"mode": "NONE"}}
     if choice == "required":
         return {"functionCallingConfig": {"mode": "ANY"}}
-    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str):
         raise RequestInvalid("tool_choice must be none, auto, required or "
                              '{"type": "function", "function": {"name": …}}', "tool_choice")
@@ -318,7 +322,11 @@ def _refuse_unserved(request: ChatRequest) -> None:
         raise RequestInvalid("logprobs are not served by gemgate's OpenAI surface", "logprobs")
     if extra.get("logit_bias"):
         raise RequestInvalid("Gemini has no logit_bias", "logit_bias")
-    if extra.get("audio") or any(m != "text" for m in extra.get("modalities") or ()):
+    modalities = extra.get("modalities")
+    if modalities is not None and not (isinstance(modalities, list)
+                                       and all(isinstance(m, str) for m in modalities)):
+        raise RequestInvalid("modalities must be a list of strings", "modalities")
+    if extra.get("audio") or any(m != "text" for m in modalities or ()):
         raise RequestInvalid("only text output is served", "modalities")
     for legacy in ("functions", "function_call"):
         if extra.get(legacy):

@@ -13,14 +13,16 @@ from typing import Any
 
 import orjson
 
+from gemgate.shapes import items, mapping
+
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY",
            "tool_calls": "STOP", "function_call": "STOP"}
 _CHOICE = {"NONE": "none", "AUTO": "auto", "ANY": "required", "VALIDATED": "auto"}
 
 
-def _get(mapping: dict[str, Any], camel: str, snake: str) -> Any:
+def _get(fields: dict[str, Any], camel: str, snake: str) -> Any:
     """Gemini's JSON accepts both spellings of every field."""
-    return mapping.get(camel, mapping.get(snake))
+    return fields.get(camel, fields.get(snake))
 
 
 def _text(parts: list[dict[str, Any]]) -> str:
@@ -62,8 +64,8 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(system, dict) and _text(system.get("parts") or []):
         messages.append({"role": "system", "content": _text(system["parts"])})
     open_calls: list[tuple[str, str]] = []  # (name, id) of the last model turn's calls
-    for turn, content in enumerate(body.get("contents") or ()):
-        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+    for turn, content in enumerate(items(body.get("contents"))):
+        parts = [p for p in items(mapping(content).get("parts")) if isinstance(p, dict)]
         if content.get("role") == "model":
             calls = [_get(p, "functionCall", "function_call") for p in parts]
             called = [c for c in calls if isinstance(c, dict)]

@@ -19,9 +19,11 @@ from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.access.vkeys import VirtualKey
 from gemgate.ledger import reports
 from gemgate.ledger.schema import read_only
+from gemgate.pipeline.stages import REFUSAL_STATUS
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
 
+from .intake import BodyReader, BodyRefused
 from .replies import gateway_error, json_reply, lang_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -29,9 +31,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class AdminEdge:
     def __init__(self, pool: KeyPool, providers: Providers, admin_key: str | None,
-                 keys: KeyService | None, db_path: str | None, timezone: str) -> None:
+                 keys: KeyService | None, db_path: str | None, timezone: str,
+                 bodies: BodyReader) -> None:
         self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
-        self.db_path, self.timezone = db_path, timezone
+        self.db_path, self.timezone, self.bodies = db_path, timezone, bodies
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         admin = f"{prefix}/admin"
@@ -53,9 +56,7 @@ class AdminEdge:
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             lang = lang_of(request)
-            given = request.headers.get("Authorization", "")[7:].strip()
-            if not (self.admin_key and given and hmac.compare_digest(given.encode(),
-                                                                     self.admin_key.encode())):
+            if not self._is_admin(request):
                 return json_reply(403, gateway_error(403, "ADMIN_ONLY", lang))
             if needs_ledger and self.keys is None:
                 return json_reply(503, gateway_error(503, "LEDGER_DISABLED", lang))
@@ -67,8 +68,19 @@ class AdminEdge:
                 return json_reply(409, gateway_error(409, "VKEY_CONFLICT", lang, str(exc)))
             except (KeyInvalid, reports.ReportError) as exc:
                 return json_reply(400, gateway_error(400, "INVALID_REQUEST", lang, str(exc)))
+            except BodyRefused as exc:
+                status = REFUSAL_STATUS[exc.problem]
+                return json_reply(status, gateway_error(status, exc.problem, lang))
 
         return guarded
+
+    def _is_admin(self, request: web.Request) -> bool:
+        """`Authorization: Bearer <admin key>`, the scheme matched exactly (RFC 9110 makes it
+        case-insensitive): `XBearer <key>` or a bare key is not the admin."""
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        given = given.strip()
+        return bool(self.admin_key and scheme.lower() == "bearer" and given
+                    and hmac.compare_digest(given.encode(), self.admin_key.encode()))
 
     async def pool_state(self, request: web.Request) -> web.Response:
         return json_reply(200, {"projects": self.pool.view(),
@@ -100,13 +112,13 @@ class AdminEdge:
 
     async def create_key(self, request: web.Request) -> web.Response:
         keys = self._keys
-        data = await _json_object(request)
+        data = await self._json_object(request)
         key, secret = await keys.change(lambda store: store.create(data))
         return json_reply(201, self._view(key, secret))
 
     async def update_key(self, request: web.Request) -> web.Response:
         keys = self._keys
-        ref, patch = request.match_info["ref"], await _json_object(request)
+        ref, patch = request.match_info["ref"], await self._json_object(request)
         return json_reply(200, self._view(await keys.change(lambda s: s.update(ref, patch))))
 
     async def rotate_key(self, request: web.Request) -> web.Response:
@@ -139,13 +151,12 @@ class AdminEdge:
             return web.Response(text=reports.to_csv(report), content_type="text/csv")
         return json_reply(200, report.as_dict())
 
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = orjson.loads(await request.read() or b"{}")
-    except orjson.JSONDecodeError:
-        raise KeyInvalid(["the body is not valid JSON"]) from None
-    if not isinstance(data, dict):
-        raise KeyInvalid(["the body must be a JSON object"])
-    return data
+    async def _json_object(self, request: web.Request) -> dict[str, Any]:
+        try:
+            data = orjson.loads(await self.bodies.read(request) or b"{}")
+        except orjson.JSONDecodeError:
+            raise KeyInvalid(["the body is not valid JSON"]) from None
+        if not isinstance(data, dict):
+            raise KeyInvalid(["the body must be a JSON object"])
+        return data
 

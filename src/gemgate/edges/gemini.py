@@ -3,7 +3,7 @@ passed through the stages, and answered byte for byte as Google answered."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
@@ -18,6 +18,7 @@ from gemgate.secrets import scrub
 from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS
 
+from .intake import BodyReader, BodyRefused
 from .replies import (
     answer_headers,
     gateway_error,
@@ -31,11 +32,15 @@ from .replies import (
 VERSIONS = "v1beta|v1|v1alpha"
 
 
-def _query_without_key(query_string: str) -> str:
-    if "key=" not in query_string:
-        return query_string
-    kept = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k != "key"]
-    return urlencode(kept, safe="$;=,:/")
+def raw_query_without_key(request: web.Request) -> str:
+    """The query exactly as the client encoded it, minus its `key` (the gemgate token). Never
+    decoded and re-encoded: `pageToken=ab%2Bcd%2F%3D%3D` must reach Google as sent, and a
+    decoded `%00` or `%23` would change the request or break its line."""
+    raw = request.raw_path.partition("?")[2]
+    if "key" not in raw:
+        return raw
+    kept = [item for item in raw.split("&") if unquote(item.partition("=")[0]) != "key"]
+    return "&".join(kept)
 
 
 def _raw_rest(request: web.Request, prefix: str, version: str) -> str:
@@ -59,8 +64,8 @@ def _error_event(chunk: bytes) -> tuple[int, Verdict] | None:
 
 
 class GeminiEdge:
-    def __init__(self, flow: Pipeline) -> None:
-        self.flow = flow
+    def __init__(self, flow: Pipeline, bodies: BodyReader) -> None:
+        self.flow, self.bodies = flow, bodies
         self.prefix = ""
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
@@ -69,7 +74,7 @@ class GeminiEdge:
 
     def new_call(self, request: web.Request, version: str, path: str) -> Call:
         return self.flow.new_call(request, version, path,
-                                  _query_without_key(request.query_string), lang_of(request),
+                                  raw_query_without_key(request), lang_of(request),
                                   new_request_id())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -80,9 +85,9 @@ class GeminiEdge:
         problem = self.flow.authenticate(request, call)
         if problem is None:
             try:
-                call.body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                problem = "BODY_TOO_LARGE"
+                call.body = await self.bodies.read(request)
+            except BodyRefused as exc:
+                problem = exc.problem
         if problem is None:
             guard.describe(call)
             problem = guard.check_json(call)

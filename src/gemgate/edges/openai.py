@@ -43,6 +43,7 @@ from gemgate.upstream.client import NETWORK_ERRORS
 from gemgate.upstream.providers import Providers
 
 from .gemini import GeminiEdge
+from .intake import BodyRefused
 from .replies import gateway_error, google_error_of, lang_of, new_request_id, retry_after
 
 GOOGLE_PATH = "/v1beta/openai"
@@ -103,9 +104,9 @@ class OpenAIEdge:
         problem = self.flow.authenticate(request, call)
         if problem is None:
             try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                problem = "BODY_TOO_LARGE"
+                raw = await self.gemini.bodies.read(request)
+            except BodyRefused as exc:
+                problem = exc.problem
         if problem is not None:
             return await self.refuse(call, refusal(problem))
         try:

@@ -22,6 +22,7 @@ from gemgate.pipeline.relay import response_headers
 from gemgate.pipeline.stages import refusal
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
+from .intake import BodyRefused
 from .replies import gateway_error, json_reply, lang_of
 
 _SESSION_TTL_S = 24 * 3600
@@ -61,7 +62,10 @@ class UploadEdge:
         problem = self.gemini.flow.authenticate(request, call)
         if problem is not None:
             return await self.gemini.refuse(call, refusal(problem))
-        call.body = await request.read()
+        try:
+            call.body = await self.gemini.bodies.read(request)
+        except BodyRefused as exc:
+            return await self.gemini.refuse(call, refusal(exc.problem))
         answer = await self.gemini.flow.relay.forward(call)
         upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
         if answer.status != 200 or not upstream_url or not call.attempts:

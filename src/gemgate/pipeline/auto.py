@@ -22,6 +22,7 @@ from typing import Any
 
 from gemgate.config import AutoConfig
 from gemgate.scheduling.estimate import estimate_tokens, texts_of
+from gemgate.shapes import items
 
 _CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|\bfunction \w*\(|\bimport \w+|#include|"
                    r"\bSELECT\b.+\bFROM\b|\breturn\b.*;|=>|\bpublic static\b", re.IGNORECASE)
@@ -33,8 +34,8 @@ _WORDS = re.compile(r"\b(\d{2,5})\s+words?\b", re.IGNORECASE)
 
 def _attachments(body: dict[str, Any]) -> int:
     count = 0
-    for content in body.get("contents") or ():
-        for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+    for content in items(body.get("contents")):
+        for part in items(content.get("parts")) if isinstance(content, dict) else ():
             if isinstance(part, dict) and any(k in part for k in ("inlineData", "inline_data",
                                                                   "fileData", "file_data")):
                 count += 1

@@ -61,6 +61,7 @@ class Call:
     route_reason: str | None = None  # why this model: for x-gemgate-route
     estimated_tokens: int | None = None  # input tokens, estimated for quota admission
     client_ip: str | None = None
+    refused_model: str = ""  # a model name refused as malformed, for the log and the ledger
     key_tokens: Bucket | None = None  # where the key's own TPM window counted the estimate
     attempts: list[Attempt] = field(default_factory=list)
 

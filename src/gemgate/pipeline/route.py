@@ -3,6 +3,8 @@ and fallback rights are settled."""
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from gemgate.config import Settings
@@ -11,6 +13,13 @@ from gemgate.pipeline.call import Call
 from gemgate.scheduling.scheduler import PRIORITIES
 
 _OFF = {"off", "none", "false", "0", "no"}
+# Google's model ids: letters, digits, '.', '-', '_' (gemini-2.5-flash, gemma-3-27b-it). Checked
+# before rights are judged: a name is a path upstream, so `flash/../pro` would pass a key's
+# `gemini-2.5-flash*` right and reach Google as another model, billed at the wrong price.
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
+# After `<provider>/`: a provider's own ids may hold more segments and ':' (org/model:free).
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._\-:]{0,127}"
+_PROVIDER_MODEL = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
 
 
 class Router:
@@ -18,9 +27,21 @@ class Router:
         self.aliases = settings.aliases
         self.auto = settings.auto
         self.fallbacks = settings.fallback
+        self.providers = frozenset(p.name for p in settings.providers)
+
+    def valid_model(self, model: str) -> bool:
+        """A Gemini model id, an alias, or `<provider>/<model>` of a configured provider."""
+        if _MODEL_ID.fullmatch(model) or model in self.aliases:
+            return True
+        provider, slash, rest = model.partition("/")
+        return bool(slash) and provider in self.providers and \
+            _PROVIDER_MODEL.fullmatch(rest) is not None
 
     def route(self, call: Call, request: web.Request) -> str | None:
         """Settles model, priority and fallback; the id of a problem when the request is bad."""
+        if call.model and not self.valid_model(call.model):
+            call.refused_model, call.model = call.model, ""  # never echoed in a header
+            return "MODEL_NAME_INVALID"
         asked = request.headers.get("x-gemgate-priority")
         if asked is not None:
             if asked.strip().lower() not in PRIORITIES:

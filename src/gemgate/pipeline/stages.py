@@ -31,6 +31,8 @@ from gemgate.upstream.client import forwardable
 REFUSAL_STATUS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
                   "KEY_REVOKED": 401, "KEY_EXPIRED": 401, "KEY_DISABLED": 403,
                   "IP_NOT_ALLOWED": 403, "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413,
+                  "BODY_UNREADABLE": 400, "BODY_TIMEOUT": 408, "MODEL_NAME_INVALID": 400,
+                  "RESOURCE_NOT_FOUND": 404,
                   "BAD_PRIORITY": 400}
 
 
@@ -87,6 +89,9 @@ class Pipeline:
     def admit(self, call: Call, request: web.Request) -> Refusal | None:
         """Route, then rights: which model answers, and may this caller have it now."""
         problem = self.router.route(call, request)
+        if problem == "MODEL_NAME_INVALID":
+            return refusal(problem, f"Model name {call.refused_model[:200]!r} is not a valid "
+                                    "model id.")
         if problem is not None:
             return refusal(problem)
         return self.rights.check(call)

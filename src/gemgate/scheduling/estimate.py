@@ -10,6 +10,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from gemgate.shapes import items
+
 _MEDIA_TOKENS = 258  # one image; Google's count for small media
 _FRAMING = 4
 
@@ -23,21 +25,21 @@ def _count(text: str) -> int:
 
 def _contents(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every Content of a generate, embed or batch-embed request."""
-    for content in body.get("contents") or ():
+    for content in items(body.get("contents")):
         if isinstance(content, dict):
             yield content
     for single in (body.get("systemInstruction"), body.get("system_instruction"),
                    body.get("content")):
         if isinstance(single, dict):
             yield single
-    for request in body.get("requests") or ():  # batchEmbedContents
+    for request in items(body.get("requests")):  # batchEmbedContents
         if isinstance(request, dict) and isinstance(request.get("content"), dict):
             yield request["content"]
 
 
 def texts_of(body: dict[str, Any]) -> Iterator[str]:
     for content in _contents(body):
-        for part in content.get("parts") or ():
+        for part in items(content.get("parts")):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 yield part["text"]
 
@@ -47,7 +49,7 @@ def estimate_tokens(body: Any) -> int:
         return _FRAMING
     total = _FRAMING
     for content in _contents(body):
-        for part in content.get("parts") or ():
+        for part in items(content.get("parts")):
             if not isinstance(part, dict):
                 continue
             if isinstance(part.get("text"), str):
