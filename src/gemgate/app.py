@@ -21,6 +21,7 @@ from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
+from gemgate.ledger.owners import LedgerOwnerStore
 from gemgate.ledger.writer import Ledger
 from gemgate.logs import access_log
 from gemgate.pipeline.auth import Authenticator, ClientAddress
@@ -91,10 +92,11 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     book = KeyBook()
     keys = None if ledger is None else KeyService(ledger, book, budgets, rates,
                                                   settings.ledger.key_refresh_s)
+    owners = ResourceOwners(LedgerOwnerStore(ledger) if ledger is not None else None)
     auth = Authenticator(settings.tenants, book, ClientAddress(settings.trusted_proxies),
                          open_when_empty=settings.loopback_only())
     flow = Pipeline(auth, router, Rights(rates, budgets), relay,
-                    _meter(settings, ledger, budgets, rates, clock), ResourceOwners(),
+                    _meter(settings, ledger, budgets, rates, clock), owners,
                     settings.deadline_s, settings.log_requests)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies)
@@ -111,7 +113,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     app.add_routes(OpsEdge(pool).routes())
     app.add_routes(AdminEdge(pool, providers, settings.admin_key, keys,
                              settings.ledger.path if ledger else None,
-                             settings.timezone, bodies).routes(prefix))
+                             settings.timezone, bodies, owners).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, prefix).routes())
@@ -122,6 +124,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
             await ledger.open()
             await keys.refresh()
             keys.start()
+        await owners.load()
         prober.start()
 
     async def stop(_: web.Application) -> None:

@@ -20,6 +20,7 @@ from gemgate.access.vkeys import VirtualKey
 from gemgate.ledger import reports
 from gemgate.ledger.schema import read_only
 from gemgate.pipeline.stages import REFUSAL_STATUS
+from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
 
@@ -32,14 +33,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class AdminEdge:
     def __init__(self, pool: KeyPool, providers: Providers, admin_key: str | None,
                  keys: KeyService | None, db_path: str | None, timezone: str,
-                 bodies: BodyReader) -> None:
+                 bodies: BodyReader, owners: ResourceOwners) -> None:
         self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
         self.db_path, self.timezone, self.bodies = db_path, timezone, bodies
+        self.owners = owners
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         admin = f"{prefix}/admin"
         return [
             web.get(f"{admin}/pool", self._guarded(self.pool_state)),
+            web.get(f"{admin}/resources", self._guarded(self.resources)),
             web.get(f"{admin}/vkeys", self._guarded(self.list_keys, True)),
             web.post(f"{admin}/vkeys", self._guarded(self.create_key, True)),
             web.get(f"{admin}/vkeys/{{ref}}", self._guarded(self.get_key, True)),
@@ -85,6 +88,11 @@ class AdminEdge:
     async def pool_state(self, request: web.Request) -> web.Response:
         return json_reply(200, {"projects": self.pool.view(),
                                 "providers": self.providers.view()})
+
+    async def resources(self, request: web.Request) -> web.Response:
+        """Every file, cache, batch, … created through gemgate, with its owner: the admin
+        sees across tenants."""
+        return json_reply(200, {"resources": self.owners.view()})
 
     @property
     def _keys(self) -> KeyService:

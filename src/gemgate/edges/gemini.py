@@ -118,8 +118,6 @@ class GeminiEdge:
         if answer.stream is not None:
             return await self._pipe(request, call, answer)
         if 200 <= answer.status < 300:
-            if call.action not in guard.MODEL_ACTIONS and call.attempts:
-                self.flow.owners.remember(answer.body, call.attempts[-1].project)
             await self.flow.finish(call, answer.status, None, answer.usage)
             return web.Response(status=answer.status, body=answer.body,
                                 headers=answer_headers(call, answer))

@@ -35,6 +35,7 @@ class UploadSession:
     project: str
     proxy: str | None
     created: float
+    tenant: str  # Tenant.id of who started it: the file will be theirs
 
 
 class UploadEdge:
@@ -66,16 +67,17 @@ class UploadEdge:
             call.body = await self.gemini.bodies.read(request)
         except BodyRefused as exc:
             return await self.gemini.refuse(call, refusal(exc.problem))
-        answer = await self.gemini.flow.relay.forward(call)
+        answer = await self.gemini.flow.forward(call)
         upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
         if answer.status != 200 or not upstream_url or not call.attempts:
             return await self.gemini.reply(request, call, answer)
         upload_id = parse_qs(urlsplit(upstream_url).query).get("upload_id", [""])[0]
         project = call.attempts[-1].project
         pool_project = self.gemini.flow.relay.pool.project(project)
+        tenant = call.tenant.id if call.tenant is not None else ""
         self._remember(upload_id, UploadSession(upstream_url, project,
                                                 pool_project.proxy if pool_project else None,
-                                                time.monotonic()))
+                                                time.monotonic(), tenant))
         ours = f"{request.scheme}://{request.host}{request.path}?{urlsplit(upstream_url).query}"
         answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
                           for k, v in answer.headers]
@@ -107,6 +109,6 @@ class UploadEdge:
             return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
             self._sessions.pop(upload_id, None)
-            self.gemini.flow.owners.remember(body, session.project)
+            await self.gemini.flow.owners.created(session.tenant, body, session.project)
         return web.Response(status=upstream.status, body=body,
                             headers=CIMultiDict(response_headers(upstream)))

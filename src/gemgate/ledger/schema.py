@@ -85,6 +85,15 @@ MIGRATIONS: list[str] = [
     CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO meta VALUES ('keys_version', 0);
     """ + _KEYS_VERSION_TRIGGERS,
+    # 2: who owns each file, cache, batch, … created through gemgate (upstream/affinity.py).
+    """
+    CREATE TABLE resources (
+        name TEXT PRIMARY KEY,            -- files/abc, cachedContents/xyz, batches/…
+        tenant TEXT NOT NULL,             -- Tenant.id of its creator
+        project TEXT NOT NULL,            -- the project that holds it
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 
 

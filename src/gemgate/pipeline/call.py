@@ -21,6 +21,12 @@ class Tenant:
     fallback: bool = True
     key: VirtualKey | None = None
 
+    @property
+    def id(self) -> str:
+        """Stable across a virtual key's rotation and a tenant's config edits: what owns
+        resources and cache entries."""
+        return f"vkey:{self.key.id}" if self.key is not None else f"tenant:{self.name}"
+
     def allows_model(self, model: str) -> bool:
         return self.key is None or self.key.allows_model(model)
 

@@ -19,11 +19,13 @@ from gemgate.logs import access_log
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.call import Call
+from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.pipeline.listing import listing
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Refusal, Rights
 from gemgate.pipeline.route import Router
-from gemgate.upstream.affinity import ResourceOwners
+from gemgate.upstream.affinity import ResourceOwners, collection, single
 from gemgate.upstream.classify import OK, Verdict
 from gemgate.upstream.client import forwardable
 
@@ -97,8 +99,22 @@ class Pipeline:
         return self.rights.check(call)
 
     async def forward(self, call: Call) -> Answer:
-        call.affinity = self.owners.owner_of(call)
-        return await self.relay.forward(call)
+        """Resources first (a tenant reaches only its own, in the project that holds them),
+        then the relay; a successful create or delete updates who owns what."""
+        if not self.owners.check(call):
+            return Answer(404, gateway_problem="RESOURCE_NOT_FOUND")
+        kind = collection(call)
+        if kind is not None:
+            return await listing(self.relay, self.owners, call, kind)
+        answer = await self.relay.forward(call)
+        if 200 <= answer.status < 300 and answer.stream is None and call.attempts and \
+                call.tenant is not None and call.action not in MODEL_ACTIONS:
+            if call.method == "POST":
+                await self.owners.created(call.tenant.id, answer.body,
+                                          call.attempts[-1].project)
+            elif call.method == "DELETE" and (name := single(call)) is not None:
+                await self.owners.deleted(name)
+        return answer
 
     def end_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
         """A stream is over (finished, broken or abandoned): return its key, settle its quota
