@@ -13,15 +13,14 @@ from typing import Any
 
 import orjson
 
-from gemgate.secrets import mask_key
+from gemgate.secrets import SECRET_MARKERS, SECRET_SHAPES, mask_key
 
 log = logging.getLogger("gemgate")
 
 
 class SecretScrubber(logging.Filter):
-    """Replaces every configured key, and anything shaped like a Google key, with its mask."""
-
-    _GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
+    """Replaces every configured key and client token, and anything shaped like a Google key
+    or a virtual key, with its mask."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -31,7 +30,7 @@ class SecretScrubber(logging.Filter):
     def mask(self, text: str) -> str:
         if self._known is not None:
             text = self._known.sub(lambda m: mask_key(m.group()), text)
-        return self._GOOGLE_KEY.sub(lambda m: mask_key(m.group()), text)
+        return SECRET_SHAPES.sub(lambda m: mask_key(m.group()), text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -134,7 +133,7 @@ class AccessLog:
         self._lines = []
         # Access lines are built from masked keys and names only; the mask is a second net for
         # anything key-shaped that a client put in a path or model name.
-        if "AIza" in batch:
+        if any(marker in batch for marker in SECRET_MARKERS):
             batch = self._scrubber.mask(batch)
         try:
             self._stream.write(batch)

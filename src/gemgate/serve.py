@@ -12,6 +12,7 @@ from gemgate import __version__
 from gemgate.app import build_app
 from gemgate.config import ConfigError, LimitsConfig, ProjectConfig, Settings, load_settings
 from gemgate.logs import setup_logging
+from gemgate.secrets import mask_key
 from gemgate.serving import listening_socket, serve_forever
 
 
@@ -34,7 +35,9 @@ def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
 
 def banner(settings: Settings, port: int, simulated: bool) -> str:
     url = f"http://{settings.host}:{port}{settings.path_prefix}"
-    token = settings.tenants[0].token if settings.tenants else "any-token"
+    # A configured token is a secret: the banner (often pasted into chats and tickets) shows
+    # only its mask, and the snippet a placeholder for it.
+    token = "<your gemgate token>" if settings.tenants else "any-token"
     keys = sum(len(p.keys) for p in settings.projects)
     upstream = (f"the built-in simulator at {settings.upstream_url} — nothing reaches Google"
                 if simulated else settings.upstream_url)
@@ -42,7 +45,8 @@ def banner(settings: Settings, port: int, simulated: bool) -> str:
         f"gemgate {__version__} listening on {url}",
         f"  upstream: {upstream}",
         f"  {len(settings.projects)} project(s), {keys} key(s); "
-        + ("client tokens required" if settings.tenants else
+        + (f"client tokens required (e.g. {mask_key(settings.tenants[0].token)})"
+           if settings.tenants else
            "open to any token (loopback only)"),
         "",
         "from google import genai",

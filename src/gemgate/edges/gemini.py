@@ -14,7 +14,6 @@ from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
-from gemgate.secrets import scrub
 from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS
 
@@ -147,8 +146,6 @@ class GeminiEdge:
                     break
                 if not chunk:
                     break
-                if b'"error"' in chunk:  # an upstream error event may spell out the key
-                    chunk = scrub(chunk, answer.secret)
                 progress.relayed(chunk)
                 await response.write(chunk)
             status = 502 if broken else 200

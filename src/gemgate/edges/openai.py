@@ -121,7 +121,11 @@ class OpenAIEdge:
         call.query = "alt=sse" if call.stream else ""
         call.model = model
         call.use_model(model)
-        call.parsed, call.body = body, orjson.dumps(body)
+        try:
+            call.body = orjson.dumps(body)
+        except TypeError:  # a client's integer beyond 64 bits, passed through in some field
+            raise RequestInvalid("a number in the request is out of range (64-bit)") from None
+        call.parsed = body
 
     # ---- chat completions -----------------------------------------------------------------
 
@@ -132,10 +136,10 @@ class OpenAIEdge:
             return chat
         try:
             body = to_gemini(chat, await self.images.fetch_all(remote_image_urls(chat)))
+            self._aim(call, model_id(chat.model),
+                      "streamGenerateContent" if chat.stream else "generateContent", body)
         except RequestInvalid as exc:
             return await self.invalid(call, exc)
-        self._aim(call, model_id(chat.model),
-                  "streamGenerateContent" if chat.stream else "generateContent", body)
         refused = self.flow.admit(call, request)
         if refused is not None:
             return await self.refuse(call, refused)
@@ -228,9 +232,9 @@ class OpenAIEdge:
             return asked
         try:
             body = embedding.to_gemini(asked)
+            self._aim(call, model_id(asked.model), "batchEmbedContents", body)
         except RequestInvalid as exc:
             return await self.invalid(call, exc)
-        self._aim(call, model_id(asked.model), "batchEmbedContents", body)
         answer = await self._answered(call, request)
         if isinstance(answer, web.Response):
             return answer

@@ -20,6 +20,7 @@ from yarl import URL
 from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline.relay import response_headers
 from gemgate.pipeline.stages import refusal
+from gemgate.secrets import scrub
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
 from .intake import BodyRefused
@@ -36,6 +37,7 @@ class UploadSession:
     proxy: str | None
     created: float
     tenant: str  # Tenant.id of who started it: the file will be theirs
+    secret: str  # the key that started it, to mask in what upstream answers
 
 
 class UploadEdge:
@@ -77,7 +79,8 @@ class UploadEdge:
         tenant = call.tenant.id if call.tenant is not None else ""
         self._remember(upload_id, UploadSession(upstream_url, project,
                                                 pool_project.proxy if pool_project else None,
-                                                time.monotonic(), tenant))
+                                                time.monotonic(), tenant,
+                                                answer.secret or ""))
         ours = f"{request.scheme}://{request.host}{request.path}?{urlsplit(upstream_url).query}"
         answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
                           for k, v in answer.headers]
@@ -103,7 +106,7 @@ class UploadEdge:
                 URL(session.upstream_url, encoded=True), data=request.content,
                 headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
                                                                sock_read=300))
-            body = await upstream.read()
+            body = scrub(await upstream.read(), session.secret)
             upstream.release()
         except NETWORK_ERRORS:
             return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
@@ -111,4 +114,4 @@ class UploadEdge:
             self._sessions.pop(upload_id, None)
             await self.gemini.flow.owners.created(session.tenant, body, session.project)
         return web.Response(status=upstream.status, body=body,
-                            headers=CIMultiDict(response_headers(upstream)))
+                            headers=CIMultiDict(response_headers(upstream, session.secret)))

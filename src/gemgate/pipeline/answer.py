@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
+from gemgate.secrets import StreamScrubber
+
 if TYPE_CHECKING:
     from gemgate.scheduling.scheduler import Grant
     from gemgate.upstream.classify import Verdict
@@ -27,15 +29,22 @@ class ChunkStream(Protocol):
 
 
 class GoogleStream:
-    """Google's stream as it comes: its bytes are relayed untouched, never re-framed."""
+    """Google's stream as it comes: its bytes are relayed untouched, never re-framed — but
+    for any key in them, masked (an error event may spell out the key that was used)."""
 
-    __slots__ = ("response",)
+    __slots__ = ("response", "scrubber")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
+    def __init__(self, response: aiohttp.ClientResponse, scrubber: StreamScrubber) -> None:
+        self.response, self.scrubber = response, scrubber
 
     async def read(self) -> bytes:
-        return await self.response.content.readany()
+        while True:
+            chunk = await self.response.content.readany()
+            if not chunk:
+                return self.scrubber.flush()
+            relayed = self.scrubber.feed(chunk)
+            if relayed:
+                return relayed
 
     def release(self) -> None:
         self.response.release()
@@ -58,7 +67,7 @@ class Answer:
     retry_after_s: float | None = None
     quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
     usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
-    secret: str | None = None  # the upstream key used, to scrub from stream error events
+    secret: str | None = None  # the upstream key used, to mask in what else it answers
 
     @property
     def problem(self) -> str | None:

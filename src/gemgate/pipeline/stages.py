@@ -59,9 +59,11 @@ def _deadline_s(request: web.Request, default: float) -> float:
     """The client's X-Server-Timeout (seconds) when shorter than the gateway's own deadline."""
     asked = request.headers.get("X-Server-Timeout")
     try:
-        return min(default, float(asked)) if asked else default
+        seconds = float(asked) if asked else default
     except ValueError:
         return default
+    # Zero, negative or NaN would make every call a deadline failure of the gateway's: ignored.
+    return min(default, seconds) if seconds > 0 else default
 
 
 class Pipeline:

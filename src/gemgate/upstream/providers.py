@@ -176,10 +176,10 @@ class ProviderStream:
                     self._ended = True
                     out += self._frame([orjson.dumps(e) for e in self.translator.close()],
                                        last=True)
-                return out
+                return scrub(out, self.secret)
             out = self._translate(self.reader.feed(chunk))
-            if out:
-                return out
+            if out:  # events re-joined and re-told: a key split by the network is whole here
+                return scrub(out, self.secret)
         return b""
 
     def release(self) -> None:
@@ -252,7 +252,7 @@ class Providers:
             content_type = "text/event-stream" if call.sse else JSON_TYPE
             return Answer(200, [("content-type", content_type)], stream=stream,
                           first_chunk=first, secret=key.secret), OK
-        raw = await upstream.read()
+        raw = scrub(await upstream.read(), key.secret)
         upstream.release()
         try:
             completion = orjson.loads(raw)
