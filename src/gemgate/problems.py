@@ -411,6 +411,11 @@ PROBLEMS = _table(
             "'_' only, e.g. gemini-2.5-flash (or <provider>/<model> for a configured provider).",
             "模型名称不是有效的 Gemini 模型 ID：只能使用字母、数字、'.'、'-' 和 '_'，例如 "
             "gemini-2.5-flash（已配置的其他提供方写作 <provider>/<model>）。"),
+    Problem("PATH_INVALID",
+            "The path holds '.' or '..' segments, an encoded '/' or '\\', or a control "
+            "character. Send the path as the SDKs do: /v1beta/models/<model>:<method>.",
+            "路径中含有 '.' 或 '..' 段、编码后的 '/' 或 '\\'，或控制字符。请按 SDK 的方式发送路径："
+            "/v1beta/models/<model>:<method>。"),
     Problem("RESOURCE_NOT_FOUND",
             "No such file, cached content, batch or other resource is visible to this token. "
             "Resources belong to the tenant that created them through gemgate; use the token "

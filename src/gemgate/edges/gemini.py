@@ -88,6 +88,8 @@ class GeminiEdge:
             except BodyRefused as exc:
                 problem = exc.problem
         if problem is None:
+            problem = guard.check_path(call)
+        if problem is None:
             guard.describe(call)
             problem = guard.check_json(call)
         refused = refusal(problem) if problem is not None else self.flow.admit(call, request)

@@ -35,6 +35,8 @@ _OWN_MESSAGES = {
     "BODY_UNREADABLE": "The request body could not be read.",
     "BODY_TIMEOUT": "The request body did not arrive in time.",
     "RESOURCE_NOT_FOUND": "Requested entity was not found.",
+    "PATH_INVALID": "The request path has '.' or '..' segments, or encoded separators or "
+                    "control characters.",
     "MALFORMED_JSON": "Invalid JSON payload received.",
     "UNKNOWN_ROUTE": "gemgate does not serve this path.",
     "ADMIN_ONLY": "The admin key is required.",

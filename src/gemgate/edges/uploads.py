@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gemgate.edges.gemini import GeminiEdge
+from gemgate.pipeline import guard
 from gemgate.pipeline.relay import response_headers
 from gemgate.pipeline.stages import refusal
 from gemgate.secrets import scrub
@@ -62,7 +63,7 @@ class UploadEdge:
         """The start of an upload is an ordinary call (auth, key choice, retries)."""
         version, path = request.match_info["version"], request.match_info["path"]
         call = self.gemini.new_call(request, "", f"upload/{version}/{path}")
-        problem = self.gemini.flow.authenticate(request, call)
+        problem = self.gemini.flow.authenticate(request, call) or guard.check_path(call)
         if problem is not None:
             return await self.gemini.refuse(call, refusal(problem))
         try:

@@ -3,7 +3,7 @@ never succeed (malformed JSON) before it costs an upstream attempt."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 
@@ -11,6 +11,21 @@ from gemgate.pipeline.call import Call
 
 MODEL_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "countTokens",
                            "embedContent", "batchEmbedContents"})
+
+
+def check_path(call: Call) -> str | None:
+    """PATH_INVALID for a path that would mean something else once Google normalises it:
+    `files/../models/gemini-2.5-pro:generateContent` must not slip past the model's rights,
+    nor an encoded `/`, `\\` or control character past the checks that read the path."""
+    path = call.path
+    if "%" not in path and "/." not in path and not path.startswith("."):
+        return None  # the common case, decided without splitting
+    for segment in path.split("/"):
+        plain = unquote(segment)
+        if plain in (".", "..") or any(c in plain for c in "/\\") or \
+                any(ord(c) < 32 or ord(c) == 127 for c in plain):
+            return "PATH_INVALID"
+    return None
 
 
 def describe(call: Call) -> None:
