@@ -72,7 +72,7 @@ def _meter(settings: Settings, ledger: Ledger | None, budgets: Budgets, rates: K
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
     """`clock` is the wall clock of the ledger and of budget periods (tests move it on)."""
-    pool = KeyPool(settings.projects, settings.quota_cooldown_s)
+    pool = KeyPool(settings.projects, settings.quota_cooldown_s, settings.outliers)
     limits = LimitBook({p.name: p.tier for p in settings.projects},
                        {p.name: {m: lim.model_dump() for m, lim in p.limits.items()}
                         for p in settings.projects})

@@ -237,6 +237,14 @@ class OpenAIConfig(_Strict):
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
 
 
+class OutlierConfig(_Strict):
+    """Keys and projects that keep failing with 5xx are set aside (upstream/outliers.py)."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    base_ejection_s: float = Field(default=30.0, gt=0)
+    max_ejection_s: float = Field(default=300.0, gt=0)
+
+
 class ServerConfig(_Strict):
     """The HTTP server's own limits against clients that hold connections without using them
     (slowloris). Defaults follow nginx: generous enough for any honest client on a slow link."""
@@ -303,6 +311,7 @@ class Settings(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    outliers: OutlierConfig = Field(default_factory=OutlierConfig)
     cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("timezone")

@@ -140,5 +140,8 @@ def google_error_of(call: Call, answer: Answer) -> dict[str, Any]:
         payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error,
                                 problem)
     if payload is None:
-        payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang)
+        payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang,
+                                answer.message)
+        if answer.cause:  # the fix is the cause's: replace the keys, enable the API, …
+            payload["error"]["hint"] = hint(answer.cause, call.lang)
     return payload

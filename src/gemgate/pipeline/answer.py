@@ -68,6 +68,8 @@ class Answer:
     quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
     usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
     secret: str | None = None  # the upstream key used, to mask in what else it answers
+    message: str | None = None  # gemgate's own words for a refusal, when more than its id's
+    cause: str | None = None  # the problem behind a refusal, whose hint says how to fix it
 
     @property
     def problem(self) -> str | None:

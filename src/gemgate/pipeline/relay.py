@@ -236,7 +236,11 @@ class Relay:
                           quota_error=quota_error)
         if last is not None and last.verdict is not None and last.verdict.action == "none":
             return last
-        return Answer(503, gateway_problem="NO_HEALTHY_KEYS")
+        why = self.pool.why_unusable()
+        if why is None:
+            return Answer(503, gateway_problem="NO_HEALTHY_KEYS")
+        return Answer(503, gateway_problem="NO_HEALTHY_KEYS", cause=why[1],
+                      message=f"No upstream key is available: {why[0]}.")
 
     async def _attempt(self, call: Call, lease: Lease) -> tuple[Answer, Verdict]:
         started = time.perf_counter()

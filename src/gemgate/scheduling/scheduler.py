@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from dataclasses import dataclass, field
 
 from gemgate.scheduling.limits import LimitBook
 from gemgate.state import RateState, Reservation
-from gemgate.upstream.pool import KeyPool, ProjectState
+from gemgate.upstream.pool import KeyPool, ProjectState, set_aside
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2, "batch": 3}
 _TIER_COST = {"free": 0, "tier1": 1, "tier2": 2, "tier3": 3}
@@ -80,8 +79,12 @@ class Scheduler:
         # Projects this call has not failed on yet first (a retry should not meet the same hung
         # connection or overloaded project); then the cheapest; among equals, the least busy and
         # least recently used (as the pool would choose), so load spreads over a tier.
-        return sorted(projects, key=lambda p: (p.name in ask.tried, _TIER_COST.get(p.tier, 9),
-                                               p.in_flight, p.last_used))
+        # Projects set aside as outliers (repeated 5xx) come after every other.
+        now = self.pool.clock()
+        return sorted(projects, key=lambda p: (p.name in ask.tried,
+                                               set_aside(p.outlier, p.in_flight, now),
+                                               _TIER_COST.get(p.tier, 9), p.in_flight,
+                                               p.last_used))
 
     def try_now(self, ask: Ask) -> tuple[Grant | Refusal | None, float]:
         """A grant if some project has room now; a refusal if none ever will; else None and
@@ -89,7 +92,7 @@ class Scheduler:
         candidates = self._candidates(ask)
         if not candidates:
             return Refusal("NO_HEALTHY_KEYS"), 0.0
-        now = time.monotonic()
+        now = self.pool.clock()
         soonest = float("inf")
         for project in candidates:
             cooling = project.cooling_until(ask.model) - now
@@ -115,7 +118,7 @@ class Scheduler:
         return await self._wait(ask, patience)
 
     def _refusal(self, ask: Ask, soonest: float) -> Refusal:
-        cooling_only = all(p.cooling_until(ask.model) > time.monotonic()
+        cooling_only = all(p.cooling_until(ask.model) > self.pool.clock()
                            for p in self._candidates(ask))
         return Refusal("ALL_PROJECTS_COOLING" if cooling_only else "NO_QUOTA_ROOM", soonest)
 

@@ -8,13 +8,19 @@ used key.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemgate.config import ProjectConfig
+from gemgate.config import OutlierConfig, ProjectConfig
 from gemgate.secrets import mask_key
 from gemgate.upstream.classify import Verdict
+from gemgate.upstream.outliers import Outlier, OutlierPolicy
+
+log = logging.getLogger("gemgate.pool")
 
 
 @dataclass(slots=True, eq=False)
@@ -29,17 +35,18 @@ class KeyState:
     last_used: float = 0.0
     successes: int = 0
     failures: int = 0
+    outlier: Outlier = field(default_factory=Outlier)
 
     @property
     def active(self) -> bool:
         return self.disabled_reason is None and self.project.disabled_reason is None
 
-    def view(self) -> dict[str, Any]:
+    def view(self, now: float) -> dict[str, Any]:
         return {"key": self.masked, "state": "active" if self.disabled_reason is None
                 else "disabled", "reason": self.disabled_reason,
                 "problem": self.disabled_problem, "disabled_at": self.disabled_at,
                 "in_flight": self.in_flight, "successes": self.successes,
-                "failures": self.failures}
+                "failures": self.failures, "outlier": self.outlier.view(now)}
 
 
 @dataclass(slots=True, eq=False)
@@ -57,6 +64,7 @@ class ProjectState:
     disabled_at: float | None = None
     in_flight: int = 0
     last_used: float = 0.0
+    outlier: Outlier = field(default_factory=Outlier)
 
     def cooling_until(self, model: str = "") -> float:
         whole = self.cooling.get("*", 0.0)
@@ -68,15 +76,35 @@ class ProjectState:
     def usable(self) -> bool:
         return self.disabled_reason is None and any(k.disabled_reason is None for k in self.keys)
 
+    def unusable_reason(self) -> tuple[str, str | None] | None:
+        """Why no request can use this project: (reason, problem id); None while it can. A
+        project whose every key is disabled is as out of use as a disabled project."""
+        if self.disabled_reason:
+            return self.disabled_reason, self.disabled_problem
+        if any(k.disabled_reason is None for k in self.keys):
+            return None
+        problems = Counter(k.disabled_problem for k in self.keys)
+        problem = problems.most_common(1)[0][0]
+        return f"every key is disabled ({_count(problems)})", problem
+
     def view(self, now: float) -> dict[str, Any]:
         cooling = {m: round(t - now, 3) for m, t in self.cooling.items() if t > now}
-        state = "disabled" if self.disabled_reason else "cooling" if cooling else "active"
+        unusable = self.unusable_reason()
+        state = ("disabled" if unusable else "cooling" if cooling else
+                 "ejected" if self.outlier.state(now) == "ejected" else "active")
         return {"project": self.name, "tier": self.tier, "state": state,
                 "cooling_for_s": max(cooling.values(), default=0.0), "cooling": cooling,
-                "cooling_reason": self.cooling_reason, "reason": self.disabled_reason,
-                "problem": self.disabled_problem, "in_flight": self.in_flight,
+                "cooling_reason": self.cooling_reason,
+                "reason": unusable[0] if unusable else None,
+                "problem": unusable[1] if unusable else None, "in_flight": self.in_flight,
+                "active_keys": sum(k.disabled_reason is None for k in self.keys),
+                "outlier": self.outlier.view(now),
                 "proxy": "configured" if self.proxy else None,
-                "keys": [k.view() for k in self.keys]}
+                "keys": [k.view(now) for k in self.keys]}
+
+
+def _count(problems: Counter[str | None]) -> str:
+    return ", ".join(f"{problem or 'unknown'} × {n}" for problem, n in problems.most_common())
 
 
 @dataclass(slots=True)
@@ -91,8 +119,15 @@ class Lease:
 
 
 class KeyPool:
-    def __init__(self, projects: list[ProjectConfig], default_cooldown_s: float = 60.0) -> None:
+    def __init__(self, projects: list[ProjectConfig], default_cooldown_s: float = 60.0,
+                 outliers: OutlierConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        """`clock` orders cooldowns and ejections (tests pass a fake one); `wall` stamps
+        what people read (when a key was disabled)."""
         self.default_cooldown_s = default_cooldown_s
+        self.outliers = OutlierPolicy(outliers or OutlierConfig())
+        self.clock, self.wall = clock, wall
         self.projects: list[ProjectState] = []
         for config in projects:
             project = ProjectState(config.name, config.tier, config.proxy)
@@ -108,20 +143,24 @@ class KeyPool:
 
     def acquire(self, avoid: set[str] | None = None, only: str | None = None,
                 model: str = "") -> Lease | None:
-        """The best key now: healthy, in a project not cooling for `model` and not in `avoid`."""
-        now = time.monotonic()
+        """The best key now: healthy, in a project not cooling for `model` and not in `avoid`;
+        keys and projects set aside as outliers only when nothing else is left."""
+        now = self.clock()
         best: KeyState | None = None
-        best_rank: tuple[int, float, int, float] = (0, 0.0, 0, 0.0)
+        best_rank: tuple[int, int, float, int, float] = (0, 0, 0.0, 0, 0.0)
         for project in self.projects:
             if (project.disabled_reason or project.is_cooling(model, now)
                     or (avoid and project.name in avoid)
                     or (only is not None and project.name != only)):
                 continue
+            project_out = set_aside(project.outlier, project.in_flight, now)
             for key in project.keys:
                 if key.disabled_reason is not None:
                     continue
                 # Quota is per project: spread over projects first, then over their keys.
-                rank = (project.in_flight, project.last_used, key.in_flight, key.last_used)
+                aside = project_out + set_aside(key.outlier, key.in_flight, now)
+                rank = (aside, project.in_flight, project.last_used, key.in_flight,
+                        key.last_used)
                 if best is None or rank < best_rank:
                     best, best_rank = key, rank
         if best is None:
@@ -137,6 +176,7 @@ class KeyPool:
         key, project = lease.key, lease.project
         key.in_flight -= 1
         project.in_flight -= 1
+        self._judge_outliers(key, verdict)
         if verdict.ok:
             key.successes += 1
             return
@@ -144,21 +184,50 @@ class KeyPool:
         if verdict.action == "cool_project":
             self.cool(project, verdict.cooldown_s or self.default_cooldown_s, verdict.reason,
                       model or verdict.quota_model or "*")
-        elif verdict.action == "disable_key":
+        elif verdict.action == "disable_key" and key.disabled_reason is None:
             key.disabled_reason, key.disabled_problem = verdict.reason, verdict.problem
-            key.disabled_at = time.time()
-        elif verdict.action == "disable_project":
+            key.disabled_at = self.wall()
+            log.warning("upstream key %s of project %s taken out of use: %s (%s)", key.masked,
+                        project.name, verdict.reason, verdict.problem)
+            self._log_if_unusable(project)
+        elif verdict.action == "disable_project" and project.disabled_reason is None:
             project.disabled_reason, project.disabled_problem = verdict.reason, verdict.problem
-            project.disabled_at = time.time()
+            project.disabled_at = self.wall()
+            log.warning("upstream project %s taken out of use (found with key %s): %s (%s)",
+                        project.name, key.masked, verdict.reason, verdict.problem)
+
+    def _judge_outliers(self, key: KeyState, verdict: Verdict) -> None:
+        """A server failure or lost connection counts against the key and its project; any
+        other answer (a success, a 400, a 429) clears their runs."""
+        now, project = self.clock(), key.project
+        if verdict.retry and verdict.action == "none":
+            for name, outlier in ((f"key {key.masked}", key.outlier),
+                                  (f"project {project.name}", project.outlier)):
+                if self.outliers.failed(outlier, now):
+                    log.warning("upstream %s set aside for %.0f s after repeated failures "
+                                "(%s; ejection %d)", name, outlier.ejected_until - now,
+                                verdict.problem, outlier.ejections)
+        else:
+            self.outliers.answered(key.outlier, now)
+            self.outliers.answered(project.outlier, now)
+
+    @staticmethod
+    def _log_if_unusable(project: ProjectState) -> None:
+        unusable = project.unusable_reason()
+        if unusable is not None:
+            log.warning("upstream project %s has no usable key left: %s", project.name,
+                        unusable[0])
 
     def cool(self, project: ProjectState, seconds: float, reason: str,
              model: str = "*") -> None:
-        until = time.monotonic() + seconds
+        until = self.clock() + seconds
         if until > project.cooling.get(model, 0.0):
             project.cooling[model] = until
             project.cooling_reason = reason
 
     def enable(self, key: KeyState) -> None:
+        if key.disabled_reason or key.project.disabled_reason:
+            log.info("upstream key %s of project %s back in use", key.masked, key.project.name)
         key.disabled_reason = key.disabled_problem = None
         key.disabled_at = None
         project = key.project
@@ -177,10 +246,37 @@ class KeyPool:
 
     def soonest_recovery(self, model: str = "") -> float | None:
         """Seconds until a cooling project with a usable key comes back; None if none will."""
-        now = time.monotonic()
+        now = self.clock()
         waits = [p.cooling_until(model) - now for p in self.projects if p.usable()]
         return max(0.0, min(waits)) if waits else None
 
     def view(self) -> list[dict[str, Any]]:
-        now = time.monotonic()
+        now = self.clock()
         return [p.view(now) for p in self.projects]
+
+    def why_unusable(self) -> tuple[str, str | None] | None:
+        """None while some key can serve some model; else what took every key out of use (a
+        sentence, and the commonest problem id — whose hint says how to fix it)."""
+        reasons = [p.unusable_reason() for p in self.projects]
+        if not self.projects:
+            return "no upstream keys are configured", None
+        if any(r is None for r in reasons):
+            return None
+        found = [r for r in reasons if r is not None]
+        problems = Counter(problem for _, problem in found)
+        problem = problems.most_common(1)[0][0]
+        words = _WHAT.get(problem or "", "disabled")
+        return f"every upstream key is {words} ({_count(problems)})", problem
+
+
+# How each problem that takes keys out of use reads in "every upstream key is …".
+_WHAT = {"API_KEY_INVALID": "invalid", "CONSUMER_SUSPENDED": "suspended",
+         "API_KEY_RESTRICTED": "restricted", "SERVICE_DISABLED": "in a project without the API "
+         "enabled", "LOCATION_UNSUPPORTED": "in a region Google does not serve",
+         "FREE_TIER_UNAVAILABLE": "on a free tier not offered in this country"}
+
+
+def set_aside(outlier: Outlier, in_flight: int, now: float) -> int:
+    """1 for an ejected key or project, or one on trial that already has its one request."""
+    state = outlier.state(now)
+    return int(state == "ejected" or (state == "probing" and in_flight > 0))
