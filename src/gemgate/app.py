@@ -15,6 +15,7 @@ from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
 from gemgate.edges.admin import AdminEdge
+from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.intake import BodyReader
 from gemgate.edges.openai import OpenAIEdge
@@ -103,8 +104,13 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     images = RemoteImages(settings.openai.remote_images)
     openai = OpenAIEdge(flow, gemini, images, settings.aliases, providers)
 
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[google_shaped_failures])
+    middlewares = [google_shaped_failures]
+    cors = Cors(settings.cors) if settings.cors.allowed_origins else None
+    if cors is not None:  # off by default, and then it costs nothing
+        middlewares.append(cors.preflight)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    if cors is not None:
+        app.on_response_prepare.append(cors.on_prepare)
     app[POOL] = pool
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
     if ledger is not None:
@@ -116,7 +122,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                              settings.timezone, bodies, owners).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
-    app.add_routes(UploadEdge(gemini, client, prefix).routes())
+    app.add_routes(UploadEdge(gemini, client, prefix, settings.server.public_url).routes())
     app.add_routes([unknown_route()])
 
     async def start(_: web.Application) -> None:

@@ -243,6 +243,7 @@ class OutlierConfig(_Strict):
     consecutive_failures: int = Field(default=5, ge=1)
     base_ejection_s: float = Field(default=30.0, gt=0)
     max_ejection_s: float = Field(default=300.0, gt=0)
+    max_ejected_share: float = Field(default=0.5, gt=0, le=1)  # of keys, and of projects
 
 
 class ServerConfig(_Strict):

@@ -445,9 +445,13 @@ PROBLEMS = _table(
             " gemgate 令牌作为 api_key。"),
     Problem("UNKNOWN_ROUTE",
             "gemgate does not serve this path. Gemini routes live under /v1beta, /v1 or "
-            "/v1alpha; set the SDK's base_url to the gateway's root URL.",
-            "gemgate 不提供该路径。Gemini 接口位于 /v1beta、/v1 或 /v1alpha 下；请把 SDK 的 "
-            "base_url 设为网关的根地址。"),
+            "/v1alpha (and /models/… as v1beta), OpenAI's under /v1. Official SDKs take the "
+            "gateway's root URL as base_url; a client that appends paths such as "
+            "/chat/completions itself needs <gateway>/v1 (OpenAI) or <gateway>/v1beta (Gemini).",
+            "gemgate 不提供该路径。Gemini 接口位于 /v1beta、/v1 或 /v1alpha 下（/models/… 按 "
+            "v1beta 处理），OpenAI 接口位于 /v1 下。官方 SDK 的 base_url 设为网关根地址即可；"
+            "自行拼接 /chat/completions 等路径的客户端需要 <网关>/v1（OpenAI）或 <网关>/v1beta"
+            "（Gemini）。"),
     # ---- virtual keys, budgets and the ledger ---------------------------------------------
     Problem("KEY_REVOKED",
             "This gemgate key has been revoked and will never work again. Ask your gateway "

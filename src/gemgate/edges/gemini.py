@@ -27,6 +27,7 @@ from .replies import (
     new_request_id,
     retry_after,
 )
+from .safety import LOGGED
 
 VERSIONS = "v1beta|v1|v1alpha"
 
@@ -46,7 +47,7 @@ def _raw_rest(request: web.Request, prefix: str, version: str) -> str:
     """The path after `{prefix}/{version}/` exactly as the client encoded it: forwarded as
     sent, never decoded (a decoded `%00` or `%2F` would change what Google is asked)."""
     raw = request.raw_path.split("?", 1)[0]
-    return raw[len(prefix) + len(version) + 2:]
+    return raw[len(prefix) + len(version) + 2:] if version else raw[len(prefix) + 1:]
 
 
 def _error_event(chunk: bytes) -> tuple[int, Verdict] | None:
@@ -69,18 +70,29 @@ class GeminiEdge:
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         self.prefix = prefix
-        return [web.route("*", f"{prefix}/{{version:{VERSIONS}}}/{{path:.*}}", self.handle)]
+        # Unversioned /models/… is v1beta: clients that append /models/… to their base URL
+        # (litellm and others) work with the gateway's root as base URL.
+        return [web.route("*", f"{prefix}/{{version:{VERSIONS}}}/{{path:.*}}", self.handle),
+                web.route("*", f"{prefix}/models/{{path:.*}}", self.unversioned)]
 
     def new_call(self, request: web.Request, version: str, path: str) -> Call:
+        request[LOGGED] = True  # the pipeline writes this request's access-log line
         return self.flow.new_call(request, version, path,
                                   raw_query_without_key(request), lang_of(request),
                                   new_request_id())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        return await self.serve(request, request.match_info["version"])
+        version = request.match_info["version"]
+        return await self.serve(request, version, _raw_rest(request, self.prefix, version))
 
-    async def serve(self, request: web.Request, version: str) -> web.StreamResponse:
-        call = self.new_call(request, version, _raw_rest(request, self.prefix, version))
+    async def unversioned(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve(request, "v1beta", _raw_rest(request, self.prefix, ""))
+
+    async def serve(self, request: web.Request, version: str,
+                    path: str | None = None) -> web.StreamResponse:
+        if path is None:
+            path = _raw_rest(request, self.prefix, version)
+        call = self.new_call(request, version, path)
         problem = self.flow.authenticate(request, call)
         if problem is None:
             try:

@@ -45,6 +45,7 @@ from gemgate.upstream.providers import Providers
 from .gemini import GeminiEdge
 from .intake import BodyRefused
 from .replies import gateway_error, google_error_of, lang_of, new_request_id, retry_after
+from .safety import LOGGED
 
 GOOGLE_PATH = "/v1beta/openai"
 Shape = TypeVar("Shape", bound=BaseModel)
@@ -93,6 +94,7 @@ class OpenAIEdge:
     # ---- the call -------------------------------------------------------------------------
 
     def _new_call(self, request: web.Request) -> Call:
+        request[LOGGED] = True  # the pipeline writes this request's access-log line
         call = self.flow.new_call(request, "v1beta", "", "", lang_of(request), new_request_id())
         call.headers = {"Content-Type": _JSON}  # the client's own headers are OpenAI's
         call.surface = "openai"

@@ -28,7 +28,7 @@ class OpsEdge:
         return json_reply(200, {"status": "ok", "version": __version__})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        counts = {"active": 0, "cooling": 0, "ejected": 0, "disabled": 0}
+        counts = {"active": 0, "cooling": 0, "disabled": 0}
         for view in self.pool.view():
             counts[view["state"]] += 1
         why = self.pool.why_unusable()

@@ -1,21 +1,36 @@
-"""The last net: an unexpected failure still answers in Google's JSON shape, with a request id
-and no stack trace; the trace goes to the log (keys masked there by the log filter)."""
+"""The last net around every route: an unexpected failure still answers in Google's JSON shape,
+with a request id and no stack trace (the trace goes to the log, keys masked there, once per
+place in the code); and a request that no pipeline stage logged — an unknown path, an upload's
+data chunk, an admin or health call — still gets its one access-log line."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from gemgate.logs import access_log
 
 from .replies import gateway_error, json_reply, lang_of, new_request_id
 
 log = logging.getLogger("gemgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Set on a request whose line the pipeline writes itself (with tenant, model, tokens, …).
+LOGGED = web.RequestKey("gemgate.logged", bool)
 
 
 @web.middleware
 async def google_shaped_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await _answer(request, handler)
+    if not request.get(LOGGED):
+        _log_plain(request, response, started)
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -31,3 +46,13 @@ async def google_shaped_failures(request: web.Request, handler: Handler) -> web.
         lang = lang_of(request)
         return json_reply(500, gateway_error(500, "GATEWAY_FAULT", lang),
                           {"x-gemgate-request-id": request_id})
+
+
+def _log_plain(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    writer = access_log()
+    if writer is None:
+        return
+    writer.write({"request_id": response.headers.get("x-gemgate-request-id"),
+                  "tenant": None, "method": request.method, "surface": "gateway",
+                  "route": request.path, "status": response.status,
+                  "total_ms": round((time.perf_counter() - started) * 1000, 2)})

@@ -42,8 +42,10 @@ class UploadSession:
 
 
 class UploadEdge:
-    def __init__(self, gemini: GeminiEdge, client: UpstreamClient, prefix: str = "") -> None:
+    def __init__(self, gemini: GeminiEdge, client: UpstreamClient, prefix: str = "",
+                 public_url: str | None = None) -> None:
         self.gemini, self.client, self.prefix = gemini, client, prefix
+        self.public_url = public_url
         self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
@@ -82,10 +84,19 @@ class UploadEdge:
                                                 pool_project.proxy if pool_project else None,
                                                 time.monotonic(), tenant,
                                                 answer.secret or ""))
-        ours = f"{request.scheme}://{request.host}{request.path}?{urlsplit(upstream_url).query}"
+        ours = f"{self._own_url(request)}?{urlsplit(upstream_url).query}"
         answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
                           for k, v in answer.headers]
         return await self.gemini.reply(request, call, answer)
+
+    def _own_url(self, request: web.Request) -> str:
+        """Where the client must send the file's bytes: this upload route as the client
+        reaches it — `server.public_url` when set, else what a trusted reverse proxy says
+        (X-Forwarded-Proto/-Host: a proxy that terminates TLS must not turn https into
+        http), else the request's own address."""
+        if self.public_url:
+            return self.public_url + request.path[len(self.prefix):]
+        return self.gemini.flow.auth.address.public_origin(request) + request.path
 
     def _remember(self, upload_id: str, session: UploadSession) -> None:
         self._sessions[upload_id] = session

@@ -53,6 +53,22 @@ class ClientAddress:
             return False
         return any(ip in network for network in self.trusted)
 
+    def from_proxy(self, request: web.Request) -> bool:
+        """Whether the peer is a trusted reverse proxy, whose X-Forwarded-* are believed."""
+        peer = request.remote
+        return bool(self.trusted) and peer is not None and self._is_trusted(peer)
+
+    def public_origin(self, request: web.Request) -> str:
+        """scheme://host the client used: behind a trusted proxy that terminates TLS, its
+        X-Forwarded-Proto and X-Forwarded-Host (first hop); else the request's own."""
+        scheme, host = request.scheme, request.host
+        if self.from_proxy(request):
+            proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+            forwarded_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+            scheme = proto if proto in ("http", "https") else scheme
+            host = forwarded_host or host
+        return f"{scheme}://{host}"
+
     def of(self, request: web.Request) -> str | None:
         peer = request.remote
         if not self.trusted or peer is None or not self._is_trusted(peer):

@@ -44,6 +44,11 @@ _FALL_BACK_ON = frozenset({"MODEL_OVERLOADED", "QUOTA_EXHAUSTED", "NO_QUOTA_ROOM
                            "ALL_PROJECTS_COOLING", "NO_HEALTHY_KEYS", "UPSTREAM_UNREACHABLE",
                            "UPSTREAM_INTERNAL", "PROVIDER_RATE_LIMITED", "PROVIDER_KEY_INVALID",
                            "PROVIDER_UNAVAILABLE", "PROVIDER_KEYS_RESTING"})
+# Google's advice for 500 INTERNAL is to retry once: a second 500 for the same body (from
+# another project, where the retry goes) says the body is the cause — a request Google's
+# parser chokes on would otherwise be sent five times. 503s and lost connections keep the
+# whole retry budget.
+_MAX_INTERNAL_ERRORS = 2
 _REFUSAL_STATUS = {"NO_QUOTA_ROOM": 429, "ALL_PROJECTS_COOLING": 429, "NO_HEALTHY_KEYS": 503}
 _PROVIDER_DOWN = Verdict("PROVIDER_UNAVAILABLE", retry=True, reason="connection failed")
 
@@ -111,7 +116,7 @@ class Relay:
         quota_error = b""
         excluded: set[str] = set()  # projects found unusable during this call
         tried: set[str] = set()  # projects that failed this call transiently
-        attempt = 0
+        attempt = internal_errors = 0
         while attempt < self.retry.attempts:
             grant = await self._admit(call, min(patience, call.remaining()), excluded, tried)
             if isinstance(grant, Refusal):
@@ -147,6 +152,10 @@ class Relay:
                 answer.grant = grant
             if verdict.ok or not verdict.retry:
                 return answer
+            if answer.status == 500:
+                internal_errors += 1
+                if internal_errors >= _MAX_INTERNAL_ERRORS:
+                    return answer
             if verdict.problem == "QUOTA_EXHAUSTED":
                 quota_error = answer.body
             if last is None or not _own_fault(verdict) or last.verdict is None or \

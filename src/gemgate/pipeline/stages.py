@@ -179,7 +179,7 @@ class Pipeline:
             "tenant": call.tenant.name if call.tenant else None,
             "method": call.method,
             "surface": call.surface,
-            "route": f"/{call.version}/{call.path}",
+            "route": f"/{call.version}/{call.path}" if call.version else f"/{call.path}",
             "model": call.model or None,
             "model_asked": call.model_asked if call.model_asked != call.model else None,
             "priority": call.priority,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gemgate.simulator import errors
+from gemgate.simulator import errors, validate
 from gemgate.simulator.core import Simulator
 from gemgate.simulator.server import VERSIONS, api_key, json_response
 
@@ -65,8 +65,12 @@ class FilesSurface:
             return json_response(*(denial or errors.missing_key()))
         if request.headers.get("X-Goog-Upload-Command", "").lower() != "start":
             return json_response(*errors.invalid_argument("Upload command must be 'start'.", ""))
-        raw = await request.read()
-        meta = (orjson.loads(raw) if raw.strip() else {}).get("file") or {}
+        try:
+            meta = validate.parse_json_object(await request.read()).get("file") or {}
+        except validate.Invalid as exc:
+            self.sim.record(caller, "", "files.upload", 400)
+            return json_response(*errors.invalid_argument(str(exc), ""))
+        meta = meta if isinstance(meta, dict) else {}
         upload_id = base64.urlsafe_b64encode(os.urandom(18)).decode()
         self._uploads[upload_id] = _Upload(
             caller.project.name, str(meta.get("displayName") or meta.get("display_name") or ""),

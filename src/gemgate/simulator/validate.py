@@ -53,13 +53,30 @@ _PART_DATA = {
 }
 
 
+def _lenient(raw: bytes) -> Any:
+    """Google's JSON reader is lenient: its own REST docs send `{'file': {'display_name':
+    'TEXT'}}` with single quotes, and it answers 200. YAML's flow style reads that form (and
+    unquoted keys) the same way; anything it cannot read stays invalid."""
+    import yaml
+
+    text = raw.decode("utf-8", "replace").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
-        fragment = raw[: max(0, exc.pos) + 1].decode("utf-8", "replace")[-40:]
-        raise Invalid(f"Invalid JSON payload received. Unexpected token.\n{fragment}\n^",
-                      "") from None
+        body = _lenient(raw)
+        if not isinstance(body, dict):
+            fragment = raw[: max(0, exc.pos) + 1].decode("utf-8", "replace")[-40:]
+            raise Invalid(f"Invalid JSON payload received. Unexpected token.\n{fragment}\n^",
+                          "") from None
     if not isinstance(body, dict):
         raise Invalid("Invalid JSON payload received. Expected an object.", "")
     return body

@@ -5,8 +5,9 @@ connection failures in a row, the key is ejected for `base_ejection_s`, doubled 
 ejection in a row and capped at `max_ejection_s`; the multiplier decays by one for every
 `base_ejection_s` the key then stays healthy. When an ejection ends the key is *probing*: it
 takes one request at a time, and a single failure sends it back with the longer ejection,
-while a success clears it. An ejected key is still used when nothing else is left (Envoy's
-max-ejection rule: ejecting everything would turn a slow pool into a dead one).
+while a success clears it. At most `max_ejected_share` of the keys (and of the projects) are
+set aside at once, one at least (Envoy's max_ejection_percent), and an ejected key is still used
+when nothing else is left: ejecting everything would turn a slow pool into a dead one.
 
 This is neither the quota cooldown (a 429 cools a project for one model until Google's
 RetryInfo says) nor disabling (a key Google refuses is out until the prober sees it work):
@@ -46,11 +47,14 @@ class OutlierPolicy:
     def __init__(self, config: OutlierConfig) -> None:
         self.threshold = config.consecutive_failures
         self.base_s, self.max_s = config.base_ejection_s, config.max_ejection_s
+        self.max_share = config.max_ejected_share
 
-    def failed(self, outlier: Outlier, now: float) -> bool:
-        """Counts a server failure; True when it ejects."""
+    def failed(self, outlier: Outlier, now: float, may_eject: bool = True) -> bool:
+        """Counts a server failure; True when it ejects. `may_eject` is False while the most
+        that may be set aside at once already are (when everything fails alike — Google's
+        own 503 storm — nothing is an outlier, and ejecting all would only shuffle load)."""
         outlier.consecutive += 1
-        if not outlier.probing and outlier.consecutive < self.threshold:
+        if not may_eject or (not outlier.probing and outlier.consecutive < self.threshold):
             return False
         if not outlier.probing and outlier.ejections and outlier.ejected_until:
             healthy_for = now - outlier.ejected_until

@@ -90,8 +90,8 @@ class ProjectState:
     def view(self, now: float) -> dict[str, Any]:
         cooling = {m: round(t - now, 3) for m, t in self.cooling.items() if t > now}
         unusable = self.unusable_reason()
-        state = ("disabled" if unusable else "cooling" if cooling else
-                 "ejected" if self.outlier.state(now) == "ejected" else "active")
+        # An outlier ejection is shown apart (`outlier`): the project is still usable.
+        state = "disabled" if unusable else "cooling" if cooling else "active"
         return {"project": self.name, "tier": self.tier, "state": state,
                 "cooling_for_s": max(cooling.values(), default=0.0), "cooling": cooling,
                 "cooling_reason": self.cooling_reason,
@@ -201,9 +201,14 @@ class KeyPool:
         other answer (a success, a 400, a 429) clears their runs."""
         now, project = self.clock(), key.project
         if verdict.retry and verdict.action == "none":
-            for name, outlier in ((f"key {key.masked}", key.outlier),
-                                  (f"project {project.name}", project.outlier)):
-                if self.outliers.failed(outlier, now):
+            keys = [k for p in self.projects for k in p.keys]
+            for name, outlier, peers in ((f"key {key.masked}", key.outlier, keys),
+                                         (f"project {project.name}", project.outlier,
+                                          self.projects)):
+                aside = sum(p.outlier.state(now) == "ejected" for p in peers)
+                room = max(1, int(len(peers) * self.outliers.max_share)) - aside
+                if self.outliers.failed(outlier, now, may_eject=room > 0
+                                        or outlier.state(now) == "ejected"):
                     log.warning("upstream %s set aside for %.0f s after repeated failures "
                                 "(%s; ejection %d)", name, outlier.ejected_until - now,
                                 verdict.problem, outlier.ejections)
