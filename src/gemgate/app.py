@@ -44,6 +44,7 @@ from gemgate.upstream.providers import Providers
 
 POOL = web.AppKey("pool", KeyPool)
 LEDGER = web.AppKey("ledger", Ledger)
+AUTH = web.AppKey("auth", Authenticator)
 
 
 def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Scheduler | None:
@@ -112,6 +113,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     if cors is not None:
         app.on_response_prepare.append(cors.on_prepare)
     app[POOL] = pool
+    app[AUTH] = auth
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
     if ledger is not None:
         app[LEDGER] = ledger

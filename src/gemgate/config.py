@@ -5,6 +5,7 @@ Invalid configuration fails at start with one message that lists every problem (
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -45,7 +46,20 @@ def clean_key(raw: str) -> str:
     if not _KEY_CHARS.match(key):
         raise ValueError(f"key {mask_key(key)} contains spaces, quotes or other characters "
                          "that no API key has")
+    if _looks_like_placeholder(key):
+        raise ValueError(f"key {mask_key(key)} looks like a placeholder from the docs, not a "
+                         "real key: paste your own key from https://aistudio.google.com/apikey")
     return key
+
+
+def _looks_like_placeholder(key: str) -> bool:
+    """`AIza...one` (the README's own example), `YOUR_API_KEY` and the like. A real Google key
+    is `AIza` and 35 more characters, never with `...` in it."""
+    lowered = key.lower()
+    if "..." in key or lowered.startswith(("your_", "your-", "<")) or lowered in (
+            "changeme", "xxx", "api_key", "your_api_key"):
+        return True
+    return key.startswith("AIza") and len(key) != 39
 
 
 def check_proxy(proxy: str | None) -> str | None:
@@ -410,11 +424,37 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The setting names valid where `loc` points (for "did you mean")."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+            for inner in getattr(candidate, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    model = inner
+                    break
+    return list(getattr(model, "model_fields", {}))
+
+
 def _problems(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "configuration"
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden" and item["loc"]:
+            close = difflib.get_close_matches(str(item["loc"][-1]), _fields_at(item["loc"]),
+                                              n=1, cutoff=0.6)
+            message = "not a setting gemgate knows" + (f"; did you mean `{close[0]}`?"
+                                                       if close else "")
         problems.append(f"{where}: {message}")
     return problems
 
@@ -454,6 +494,14 @@ def _check_provider_links(settings: Settings) -> list[str]:
     return problems
 
 
+DEFAULT_FILE = "gemgate.yaml"
+
+
+def _default_file() -> str | None:
+    """./gemgate.yaml when it exists and no file was named (--config, GEMGATE_CONFIG)."""
+    return DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                   flags: Mapping[str, Any] | None = None, dotenv: str | Path | None = ".env",
                   require_keys: bool = True) -> Settings:
@@ -463,11 +511,15 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     if dotenv and Path(dotenv).is_file():
         from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
         environment = {**from_file, **environment}
-    path = path or environment.get("GEMGATE_CONFIG") or None
+    path = path or environment.get("GEMGATE_CONFIG") or _default_file()
     data: dict[str, Any] = {}
     if path:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc}"]) from None
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError([f"{path}: {exc}"]) from None
         if not isinstance(loaded, dict):

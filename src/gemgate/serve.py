@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from gemgate import __version__
-from gemgate.app import build_app
+from gemgate.app import AUTH, build_app
 from gemgate.config import ConfigError, LimitsConfig, ProjectConfig, Settings, load_settings
 from gemgate.logs import setup_logging
 from gemgate.secrets import mask_key
@@ -33,11 +34,16 @@ def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
         build_simulator(sim_config), sock
 
 
-def banner(settings: Settings, port: int, simulated: bool) -> str:
+def banner(settings: Settings, port: int, simulated: bool, open_mode: bool | None = None,
+           notes: list[str] | None = None) -> str:
+    """What a new user needs: where, in front of what, how to call it. `open_mode` is the
+    gateway's own view once started (virtual keys in the database close it)."""
     url = f"http://{settings.host}:{port}{settings.path_prefix}"
+    if open_mode is None:
+        open_mode = not settings.tenants and settings.loopback_only()
     # A configured token is a secret: the banner (often pasted into chats and tickets) shows
     # only its mask, and the snippet a placeholder for it.
-    token = "<your gemgate token>" if settings.tenants else "any-token"
+    token = "any-token" if open_mode else "<your gemgate token>"
     keys = sum(len(p.keys) for p in settings.projects)
     upstream = (f"the built-in simulator at {settings.upstream_url} — nothing reaches Google"
                 if simulated else settings.upstream_url)
@@ -45,10 +51,13 @@ def banner(settings: Settings, port: int, simulated: bool) -> str:
         f"gemgate {__version__} listening on {url}",
         f"  upstream: {upstream}",
         f"  {len(settings.projects)} project(s), {keys} key(s); "
-        + (f"client tokens required (e.g. {mask_key(settings.tenants[0].token)})"
-           if settings.tenants else
-           "open to any token (loopback only)"),
+        + ("open to any token (loopback only) until the first virtual key is created"
+           if open_mode else
+           f"client tokens required (e.g. {mask_key(settings.tenants[0].token)})"
+           if settings.tenants else "client tokens required (virtual keys exist)"),
+        *[f"  {note}" for note in notes or ()],
         "",
+        "pip install google-genai   # the client, in your own environment",
         "from google import genai",
         "from google.genai import types",
         f'client = genai.Client(api_key="{token}",',
@@ -64,8 +73,15 @@ def run(config_path: Path | None, flags: dict[str, Any], simulate: bool) -> None
     except ConfigError as exc:
         click.echo(f"gemgate: invalid configuration\n{exc}", err=True)
         sys.exit(2)
-    apps = []
+    apps, notes = [], []
     if simulate:
+        ignored = sum(len(p.keys) for p in settings.projects)
+        if ignored:
+            notes.append(f"note: {ignored} configured upstream key(s) (GEMINI_API_KEYS or "
+                         "projects:) are ignored: --simulate uses the simulator's own keys")
+        if settings.admin_key is None:  # so the README's admin examples work at once
+            settings = settings.model_copy(update={"admin_key": new_admin_key()})
+            notes.append(f"admin key (shown once, masked in logs): {settings.admin_key}")
         settings, simulator, sim_sock = _with_simulator(settings)
         apps.append((simulator, sim_sock))
     secrets = [k for p in settings.projects for k in p.keys]
@@ -76,6 +92,12 @@ def run(config_path: Path | None, flags: dict[str, Any], simulate: bool) -> None
     except OSError as exc:
         click.echo(f"gemgate: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
         sys.exit(2)
-    apps.append((build_app(settings), sock))
+    app = build_app(settings)
+    apps.append((app, sock))
     port = sock.getsockname()[1]
-    serve_forever(apps, on_ready=lambda: click.echo(banner(settings, port, simulate)))
+    serve_forever(apps, on_ready=lambda: click.echo(
+        banner(settings, port, simulate, app[AUTH].open, notes)))
+
+
+def new_admin_key() -> str:
+    return "gg-admin-" + secrets.token_urlsafe(18)

@@ -7,6 +7,7 @@ gateway sees key changes within `ledger.key_refresh_s` (1 s by default).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from gemgate.access.budgets import KINDS, Budgets, limit_of
+from gemgate.access.service import spent_in
 from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound, KeyStore
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import ConfigError, Settings, load_settings
@@ -125,8 +128,32 @@ def _spec_from(options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _print_key(key: VirtualKey, as_json: bool, secret: str | None = None) -> None:
+def _spending(db: sqlite3.Connection, key: VirtualKey, zone: str) -> dict[str, Any]:
+    """This period's spend of each budget the key has, from the ledger: what the gateway
+    itself counts against the budget (free-tier calls cost 0 unless price_free_tier)."""
+    budgets, now = Budgets(zone), time.time()
+    found: dict[str, Any] = {}
+    for kind in KINDS:
+        limit = limit_of(key, kind)
+        if limit is not None:
+            spent = spent_in(db, key.id, budgets.period(kind, now))
+            found[kind] = {"budget_usd": limit, "spent_usd": round(spent, 9),
+                           "remaining_usd": round(max(0.0, limit - spent), 9)}
+    return found
+
+
+def _status(key: VirtualKey, spending: dict[str, Any], now: float) -> str:
+    status = key.status(now)
+    spent = [kind for kind, s in spending.items() if s["spent_usd"] >= s["budget_usd"]]
+    return f"exhausted ({', '.join(spent)})" if status == "active" and spent else status
+
+
+def _print_key(key: VirtualKey, as_json: bool, secret: str | None = None,
+               spending: dict[str, Any] | None = None) -> None:
     view = key.view()
+    if spending is not None:
+        view["status"] = _status(key, spending, time.time())
+        view["spending"] = spending
     if as_json:
         if secret:
             view["secret"] = secret
@@ -142,6 +169,9 @@ def _print_key(key: VirtualKey, as_json: bool, secret: str | None = None) -> Non
         if value in (None, [], {}):
             continue
         click.echo(f"  {field:<19}{', '.join(value) if isinstance(value, list) else value}")
+    for kind, spent in (spending or {}).items():
+        click.echo(f"  {kind + ' spend':<19}{spent['spent_usd']:g} of {spent['budget_usd']:g} "
+                   f"USD ({spent['remaining_usd']:g} left)")
 
 
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
@@ -181,26 +211,31 @@ def create(name: str, disabled: bool, db: Path | None, config_path: Path | None,
 def list_keys(include_revoked: bool, db: Path | None, config_path: Path | None,
               as_json: bool) -> None:
     """List keys (secrets never shown: only their masks)."""
+    zone = _settings(config_path).timezone
     with _store(_db_path(db, config_path)) as store:
         keys = store.all(include_revoked)
-    if as_json:
-        click.echo(orjson.dumps([k.view() for k in keys], option=orjson.OPT_INDENT_2).decode())
-        return
+        spending = {k.id: _spending(store.db, k, zone) for k in keys}
     now = time.time()
-    rows = [("ID", "NAME", "OWNER", "STATUS", "KEY", "MODELS", "DAY $", "MONTH $", "EXPIRES")]
+    if as_json:
+        views = [{**k.view(), "status": _status(k, spending[k.id], now),
+                  "spending": spending[k.id]} for k in keys]
+        click.echo(orjson.dumps(views, option=orjson.OPT_INDENT_2).decode())
+        return
+    rows = [("ID", "NAME", "OWNER", "STATUS", "KEY", "MODELS", "DAY $ SPENT/BUDGET",
+             "MONTH $ SPENT/BUDGET", "EXPIRES")]
     for key in keys:
-        spec = key.spec
-        rows.append((key.id, key.name, spec.owner or "-", key.status(now), key.mask,
-                     ",".join(spec.models) or "*", _money(spec.daily_budget_usd),
-                     _money(spec.monthly_budget_usd),
+        spec, spent = key.spec, spending[key.id]
+        rows.append((key.id, key.name, spec.owner or "-", _status(key, spent, now), key.mask,
+                     ",".join(spec.models) or "*", _money(spent.get("daily")),
+                     _money(spent.get("monthly")),
                      spec.expires_at.date().isoformat() if spec.expires_at else "-"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+def _money(spent: dict[str, float] | None) -> str:
+    return "-" if spent is None else f"{spent['spent_usd']:g}/{spent['budget_usd']:g}"
 
 
 @vkeys.command()
@@ -210,9 +245,11 @@ def _money(value: float | None) -> str:
 @json_option
 def show(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Show one key, by id or name."""
+    zone = _settings(config_path).timezone
     with _store(_db_path(db, config_path)) as store:
         key = store.get(ref)
-    _print_key(key, as_json)
+        spending = _spending(store.db, key, zone)
+    _print_key(key, as_json, spending=spending)
 
 
 @vkeys.command()

@@ -16,11 +16,13 @@ class KeyBook:
         self._by_digest: dict[str, VirtualKey] = {}
         self._by_id: dict[str, VirtualKey] = {}
         self.version = -1
+        self.active = 0  # keys not revoked
 
     def load(self, keys: list[VirtualKey], version: int) -> None:
         self._by_digest = {key.digest: key for key in keys}
         self._by_id = {key.id: key for key in keys}
         self.version = version
+        self.active = sum(key.revoked_at is None for key in keys)
 
     def __bool__(self) -> bool:
         return bool(self._by_id)

@@ -25,7 +25,7 @@ log = logging.getLogger("gemgate.keys")
 T = TypeVar("T")
 
 
-def _spent(db: sqlite3.Connection, key_id: str, period: Period) -> float:
+def spent_in(db: sqlite3.Connection, key_id: str, period: Period) -> float:
     row = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage_rollup "
                      "WHERE vkey_id = ? AND bucket >= ? AND bucket < ?",
                      (key_id, period.start, period.end)).fetchone()
@@ -58,7 +58,7 @@ class KeyService:
                   for period in self.budgets.needs_start(key)]
         if starts:
             spent = await self.ledger.run(
-                lambda db: [_spent(db, key.id, period) for key, period in starts])
+                lambda db: [spent_in(db, key.id, period) for key, period in starts])
             for (key, period), usd in zip(starts, spent, strict=True):
                 self.budgets.start(key, period, usd)
 

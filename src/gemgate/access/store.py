@@ -118,7 +118,15 @@ class KeyStore:
         return self.get(key.id)
 
     def _active(self, ref: str) -> VirtualKey:
-        key = self.get(ref)
+        try:
+            key = self.get(ref)
+        except KeyNotFound:
+            # A name whose only key is revoked: say so, not "no such key" (revoking twice).
+            row = self.db.execute(f"SELECT {_COLUMNS} FROM vkeys WHERE name = ? ORDER BY "
+                                  "revoked_at DESC LIMIT 1", (ref,)).fetchone()
+            if row is None:
+                raise
+            key = _row_to_key(row)
         if key.revoked_at is not None:
-            raise KeyConflict(f"key {key.id} is revoked; create a new one")
+            raise KeyConflict(f"key {key.id} ({key.name}) is already revoked; create a new one")
         return key

@@ -24,13 +24,38 @@ _WORDS = {
 }
 
 
-def _row(finding: Finding, widths: tuple[int, int, int], colour: bool) -> str:
+# The table's own words in Chinese: stages, checks, and the fixed phrases of details (what
+# Google or the network said stays as it was said). JSON keeps the English ids.
+_ZH = {"environment": "环境", "network": "网络", "key": "密钥", "model": "模型",
+       "gateway": "网关", "configuration": "配置", "keys": "密钥", "variables": "变量",
+       "proxy": "代理", "tunnel": "隧道", "reachable": "可达", "token": "令牌",
+       "round trip": "往返调用", "connected": "已连接", "open": "已打开", "accepted": "已接受",
+       "handshake done": "握手完成", "answered a 1-token request": "已回答 1 个 token 的请求",
+       "models visible": "个模型可见", "the network failed": "网络不通", "answered": "已回答",
+       "accepts": "可连接", "set": "已设置", "not set": "未设置"}
+_ZH_PHRASES = sorted(_ZH, key=len, reverse=True)
+
+
+def _words(text: str, lang: str) -> str:
+    if lang != "zh":
+        return text
+    if text in _ZH:
+        return _ZH[text]
+    for phrase in _ZH_PHRASES:
+        if len(phrase) > 3 and phrase in text:
+            text = text.replace(phrase, _ZH[phrase])
+    return text
+
+
+def _row(finding: Finding, widths: tuple[int, int, int], colour: bool, lang: str) -> str:
     mark = MARKS[finding.status]
     if colour:
         mark = click.style(mark, fg=_COLOURS[finding.status], bold=True)
     timing = f"{finding.ms:7.1f} ms" if finding.ms is not None else " " * 10
-    return (f"  {mark} {finding.stage:<{widths[0]}}  {finding.check:<{widths[1]}}  "
-            f"{finding.subject:<{widths[2]}}  {timing}  {finding.detail}").rstrip()
+    stage, check = _words(finding.stage, lang), _words(finding.check, lang)
+    return (f"  {mark} {stage:<{widths[0]}}  {check:<{widths[1]}}  "
+            f"{finding.subject:<{widths[2]}}  {timing}  {_words(finding.detail, lang)}"
+            ).rstrip()
 
 
 def _explained(findings: list[Finding], lang: str) -> list[dict[str, Any]]:
@@ -59,9 +84,10 @@ def _summary(findings: list[Finding], lang: str) -> str:
 
 def text(findings: list[Finding], lang: str, colour: bool) -> str:
     words = _WORDS[lang]
-    widths = (max(len(f.stage) for f in findings), max(len(f.check) for f in findings),
+    widths = (max(len(_words(f.stage, lang)) for f in findings),
+              max(len(_words(f.check, lang)) for f in findings),
               min(60, max(len(f.subject) for f in findings)))
-    lines = [words["title"], "", *(_row(f, widths, colour) for f in findings)]
+    lines = [words["title"], "", *(_row(f, widths, colour, lang) for f in findings)]
     problems = _explained(findings, lang)
     if problems:
         lines += ["", words["problems"]]

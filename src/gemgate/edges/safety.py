@@ -49,10 +49,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _log_plain(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    request_id = response.headers.get("x-gemgate-request-id")
+    if request_id is None and not response.prepared:
+        request_id = response.headers["x-gemgate-request-id"] = new_request_id()
     writer = access_log()
     if writer is None:
         return
-    writer.write({"request_id": response.headers.get("x-gemgate-request-id"),
-                  "tenant": None, "method": request.method, "surface": "gateway",
-                  "route": request.path, "status": response.status,
+    # The same fields as the pipeline's lines, so a log reader needs one schema.
+    writer.write({"request_id": request_id, "tenant": None, "method": request.method,
+                  "surface": "gateway", "route": request.path, "model": None,
+                  "model_asked": None, "priority": None, "stream": False, "provider": None,
+                  "project": None, "key": None, "status": response.status, "problem": None,
+                  "attempts": 0, "upstream_ms": 0,
                   "total_ms": round((time.perf_counter() - started) * 1000, 2)})

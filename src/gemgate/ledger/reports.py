@@ -73,6 +73,7 @@ class Report:
     until: float
     rows: list[dict[str, Any]]
     totals: dict[str, Any]
+    timezone: str = "UTC"  # of the period shown and of days when grouped by day
 
     def as_dict(self) -> dict[str, Any]:
         return {"by": self.by, "since": _iso(self.since), "until": _iso(self.until),
@@ -113,7 +114,7 @@ def usage_report(db: sqlite3.Connection, by: str, since: float, until: float | N
     rows.sort(key=(lambda r: r["day"]) if by == "day" else (lambda r: (-r["cost_usd"],
                                                                        -r["requests"])))
     totals = _measures([sum(r[m] for r in rows) for m in MEASURES])
-    return Report(by, since, until, rows, totals)
+    return Report(by, since, until, rows, totals, timezone)
 
 
 def _filters(filters: dict[str, str | None]) -> tuple[dict[str, str], list[str]]:
@@ -151,8 +152,8 @@ def _measures(values: list[float]) -> dict[str, Any]:
     return row
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, ZoneInfo("UTC")).isoformat(timespec="seconds")
+def _iso(ts: float, zone: str = "UTC") -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(zone)).isoformat(timespec="seconds")
 
 
 # ---- output -----------------------------------------------------------------------------
@@ -189,7 +190,8 @@ def to_table(report: Report) -> str:
         rendered.append("  ".join(cells).rstrip())
         if n == 0 or n == len(lines) - 2:
             rendered.append("  ".join("-" * w for w in widths))
-    period = f"{_iso(report.since)} .. {_iso(report.until)} (UTC)"
+    zone = report.timezone
+    period = f"{_iso(report.since, zone)} .. {_iso(report.until, zone)} ({zone})"
     return f"usage by {report.by}, {period}\n" + "\n".join(rendered)
 
 

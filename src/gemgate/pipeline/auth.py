@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 import time
 
@@ -21,6 +22,7 @@ from gemgate.access.vkeys import VirtualKey
 from gemgate.config import TenantConfig
 from gemgate.pipeline.call import Tenant
 
+log = logging.getLogger("gemgate.auth")
 _GOOGLE_KEY = re.compile(r"^AIza[0-9A-Za-z_\-]{35}$")
 ANONYMOUS = Tenant("anonymous")
 
@@ -89,10 +91,31 @@ class Authenticator:
         self.address = address
         # Loopback development with no tokens and no virtual keys: anyone local may call.
         self._open_when_empty = open_when_empty and not tenants
+        self._was_open: bool | None = None
 
     @property
     def open(self) -> bool:
-        return self._open_when_empty and not self.book
+        """Open loopback mode: no configured token and no active virtual key, on loopback.
+
+        Decided, not implied: the mode follows whether a virtual key exists — the first one
+        closes it (or else its rights and budget could be bypassed with any other token), and
+        revoking the last one opens it again — and every change is logged at once, with why,
+        so the banner's `any-token` snippet failing with 401 is never a mystery."""
+        now_open = self._open_when_empty and not self.book.active
+        if now_open != self._was_open:
+            if self._was_open is not None or (not now_open and self._open_when_empty):
+                self._announce(now_open)
+            self._was_open = now_open
+        return now_open
+
+    def _announce(self, now_open: bool) -> None:
+        if now_open:
+            log.warning("open loopback mode is ON again: no configured token and no active "
+                        "virtual key, so any local client may call with any token")
+        else:
+            log.warning("open loopback mode is OFF: %d virtual key(s) exist, so every client "
+                        "must now send a gemgate token (a configured token or a gk-… key); "
+                        "revoke every virtual key to open it again", self.book.active)
 
     def authenticate(self, request: web.Request,
                      client_ip: str | None) -> tuple[Tenant | None, str | None]:

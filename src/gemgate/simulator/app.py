@@ -37,10 +37,13 @@ async def google_shaped_errors(request: web.Request, handler: Handler) -> web.St
         return json_response(500, error_body(500, "Internal error encountered."))
 
 
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
 def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     simulator = sim if isinstance(sim, Simulator) else Simulator(sim)
     app = web.Application(middlewares=[google_shaped_errors], client_max_size=64 * 1024 * 1024)
-    app["simulator"] = simulator
+    app[SIMULATOR] = simulator  # a typed key: a plain string warns NotAppKeyWarning
     files = FilesSurface(simulator)
     simulator.file_owner = files.owner_of
     # The Gemini routes come first: the router tries resources in order, and they are the hot path.
