@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ipaddress
 import json
+import socket
 import struct
 import threading
 import time
@@ -15,9 +18,11 @@ from typing import Any
 import openai
 import pytest
 import requests
+from aiohttp.abc import AbstractResolver, ResolveResult
 from openai import OpenAI
 from pydantic import BaseModel
 
+from gemgate.compat.remote_images import JudgingResolver, is_public
 from gemgate.simulator import RunningSimulator
 from tests.conftest import TOKEN, RunningGateway, run_gateway, sdk
 
@@ -268,6 +273,68 @@ def test_remote_images_only_from_allowed_hosts(sim: RunningSimulator, oai: OpenA
             allowed.chat.completions.create(
                 model="gemini-2.5-flash-lite",
                 messages=_image_message(f"http://localhost:{port}/cat.png"))
+
+
+@pytest.mark.parametrize("address", ["::127.0.0.1", "::ffff:127.0.0.1", "64:ff9b::7f00:1",
+                                     "64:ff9b:1::7f00:1", "2002:7f00:1::1", "::ffff:10.0.0.1",
+                                     "fe80::1", "ff02::1", "::", "0.0.0.0", "169.254.169.254",
+                                     "224.0.0.1", "10.1.2.3", "100.64.0.1", "::1",
+                                     "2001:0:4136:e378:8000:63bf:80ff:fefe"])
+def test_every_form_of_a_private_address_is_judged_private(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+def test_public_addresses_stay_public() -> None:
+    for address in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808"):
+        assert is_public(ipaddress.ip_address(address)), address
+
+
+def test_wildcard_hosts_never_reach_private_addresses(sim: RunningSimulator,
+                                                      image_host: str) -> None:
+    port = image_host.rsplit(":", 1)[1]
+    settings = {"openai": {"remote_images": {"allowed_hosts": ["*"]}}}
+    with run_gateway(sim.url, PAID, **settings) as gateway:
+        allowed = client(gateway)
+        for url in (f"http://[::127.0.0.1]:{port}/cat.png", f"http://[64:ff9b::7f00:1]:{port}/",
+                    f"http://[::ffff:127.0.0.1]:{port}/cat.png", f"http://127.0.0.1:{port}/"):
+            with pytest.raises(openai.BadRequestError, match="allowed hosts"):
+                allowed.chat.completions.create(model="gemini-2.5-flash-lite",
+                                                messages=_image_message(url))
+        # A name that resolves to loopback: refused on the address it would connect to.
+        with pytest.raises(openai.BadRequestError, match="could not be fetched"):
+            allowed.chat.completions.create(
+                model="gemini-2.5-flash-lite",
+                messages=_image_message(f"http://localhost:{port}/cat.png"))
+
+
+class _Rebinding(AbstractResolver):
+    """A DNS server that answers public first, then loopback (a rebinding attack)."""
+
+    def __init__(self) -> None:
+        self.answers = ["93.184.216.34", "127.0.0.1"]
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        address = self.answers.pop(0)
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET,
+                 "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_address_judged_is_the_address_connected_to() -> None:
+    async def run() -> None:
+        judging = JudgingResolver([], _Rebinding())
+        first = await judging.resolve("img.example.com", 80)
+        assert [entry["host"] for entry in first] == ["93.184.216.34"]  # what aiohttp dials
+        with pytest.raises(OSError):
+            await judging.resolve("img.example.com", 80)  # the rebound answer is refused
+        trusted = JudgingResolver(["img.example.com"], _Rebinding())
+        await trusted.resolve("img.example.com", 80)
+        assert (await trusted.resolve("img.example.com", 80))[0]["host"] == "127.0.0.1"
+
+    asyncio.run(run())
 
 
 def test_reasoning_effort_sets_the_thinking_budget(oai: OpenAI) -> None:

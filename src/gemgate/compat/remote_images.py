@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 from gemgate.compat.chat_request import RequestInvalid
 from gemgate.config import RemoteImagesConfig
@@ -35,30 +37,34 @@ class RemoteImages:
         parts = await asyncio.gather(*(self._fetch(url) for url in unique))
         return dict(zip(unique, parts, strict=True))
 
-    async def _allowed(self, url: str) -> bool:
+    def _allowed(self, url: str) -> bool:
+        """The host is allowed: named exactly (the operator vouches for it, wherever it
+        points), or matched by a wildcard — then an address written in the URL is judged here,
+        and a name is judged by the resolver when the connection is made."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host:
             return False
         if host in self.hosts:
-            return True  # named exactly: the operator vouches for it, wherever it points
+            return True
         if not any(fnmatchcase(host, pattern) for pattern in self.hosts):
             return False
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443,
-                                                                  type=socket.SOCK_STREAM)
-        except OSError:
-            return False
-        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
-        return bool(addresses) and all(a.is_global for a in addresses)
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            return True  # a name: JudgingResolver decides, on the addresses it connects to
+        return is_public(literal)
 
     async def _fetch(self, url: str) -> dict[str, Any]:
         shown = url if len(url) <= 120 else url[:117] + "..."
-        if not await self._allowed(url):
+        if not self._allowed(url):
             raise RequestInvalid(f"image URL {shown} is not on this gateway's allowed hosts",
                                  "messages")
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # No DNS cache: each connection resolves, judges and connects to the same answer.
+            connector = aiohttp.TCPConnector(resolver=JudgingResolver(self.hosts),
+                                             use_dns_cache=False)
+            self._session = aiohttp.ClientSession(connector=connector)
         try:
             async with self._session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(
                     total=self.timeout_s)) as answer:
@@ -83,3 +89,58 @@ class RemoteImages:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d),
+    NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4 (2002::/16) and Teredo."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    packed = address.packed
+    if packed[:12] == bytes(12) and packed[12:] != bytes(4):  # ::a.b.c.d (deprecated form)
+        return ipaddress.IPv4Address(packed[12:])
+    if address in _NAT64 or address in _NAT64_LOCAL:
+        return ipaddress.IPv4Address(packed[12:])
+    return None
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether fetching from `address` reaches the public internet only: every IPv6 form that
+    embeds an IPv4 address is judged by that address, and anything private, loopback,
+    link-local, multicast, reserved or unspecified is refused."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = _embedded_v4(address)
+        if inner is not None:
+            return is_public(inner)
+    return address.is_global and not (address.is_multicast or address.is_unspecified
+                                       or address.is_link_local or address.is_reserved)
+
+
+class JudgingResolver(AbstractResolver):
+    """Resolves a wildcard-allowed host and refuses the connection unless every address it
+    resolved to is public. aiohttp connects to exactly the addresses this returns, so the
+    address judged is the address used: no second lookup for a DNS rebinding to slip into."""
+
+    def __init__(self, exact_hosts: list[str],
+                 resolver: AbstractResolver | None = None) -> None:
+        self.exact = frozenset(exact_hosts)
+        self.resolver = resolver or ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self.resolver.resolve(host, port, family)
+        if host.lower() not in self.exact and (not found or not all(
+                is_public(ipaddress.ip_address(entry["host"])) for entry in found)):
+            raise OSError(f"{host} resolves to an address that is not public")
+        return found
+
+    async def close(self) -> None:
+        await self.resolver.close()
