@@ -104,3 +104,35 @@ def test_ownership_survives_a_restart_and_the_admin_sees_every_tenant(
 def test_admin_key_is_not_a_client_token(gateway: RunningGateway) -> None:
     answer = requests.get(gateway.url + "/v1beta/files", headers={"x-goog-api-key": ADMIN})
     assert answer.status_code == 401
+
+
+def test_a_cache_is_its_creators_alone(walls_open: RunningGateway) -> None:
+    secret_a, _ = walls_open.new_key(name="cache-a")
+    secret_b, _ = walls_open.new_key(name="cache-b")
+    a, b = sdk(walls_open.url, secret_a), sdk(walls_open.url, secret_b)
+    long_text = "The gateway keeps every tenant apart. " * 200  # over Google's 1,024 tokens
+    cache = b.caches.create(model="gemini-2.5-flash", config=types.CreateCachedContentConfig(
+        contents=[long_text], ttl="600s", display_name="b's cache"))
+    assert cache.name is not None
+    assert [c.name for c in b.caches.list()] == [cache.name]
+    answer = b.models.generate_content(model="gemini-2.5-flash", contents="summarise",
+                                       config=types.GenerateContentConfig(
+                                           cached_content=cache.name))
+    assert answer.text
+    assert [c.name for c in a.caches.list()] == []
+    assert _status(lambda: a.caches.get(name=cache.name)) == 404
+    assert _status(lambda: a.caches.update(
+        name=cache.name, config=types.UpdateCachedContentConfig(ttl="60s"))) == 404
+    assert _status(lambda: a.models.generate_content(
+        model="gemini-2.5-flash", contents="x",
+        config=types.GenerateContentConfig(cached_content=cache.name))) == 404
+    assert _status(lambda: a.caches.delete(name=cache.name)) == 404
+    b.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="60s"))
+    b.caches.delete(name=cache.name)
+    assert [c.name for c in b.caches.list()] == []
+
+
+@pytest.fixture(scope="module")
+def walls_open(sim: RunningSimulator) -> Iterator[RunningGateway]:
+    with run_gateway(sim.url) as running:
+        yield running

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gemgate.google_errors import error_body
+from gemgate.simulator.caches import CachesSurface
 from gemgate.simulator.config import SimConfig
 from gemgate.simulator.control import ControlSurface
 from gemgate.simulator.core import Simulator
@@ -46,8 +47,10 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     app[SIMULATOR] = simulator  # a typed key: a plain string warns NotAppKeyWarning
     files = FilesSurface(simulator)
     simulator.file_owner = files.owner_of
+    caches = CachesSurface(simulator)
+    simulator.cache_owner = caches.owner_of
     # The Gemini routes come first: the router tries resources in order, and they are the hot path.
-    for surface in (GeminiSurface(simulator), files, OpenAISurface(simulator),
+    for surface in (GeminiSurface(simulator), files, caches, OpenAISurface(simulator),
                     ControlSurface(simulator)):
         app.add_routes(surface.routes())
     return app

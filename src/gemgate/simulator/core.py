@@ -65,6 +65,7 @@ class Simulator:
         self.started = time.time()
         # Set by the files surface: which project owns an uploaded file.
         self.file_owner: Callable[[str], str | None] = lambda file_id: None
+        self.cache_owner: Callable[[str], str | None] = lambda cache_id: None
 
     def foreign_file(self, caller: Caller, raw: bytes) -> str | None:
         """A file the request refers to that belongs to another project (Google answers 403)."""
@@ -76,6 +77,14 @@ class Simulator:
             if owner is not None and owner != caller.project.name:
                 return file_id
         return None
+
+    def foreign_cache(self, caller: Caller, body: dict[str, Any]) -> str | None:
+        """The cachedContent a request names when it is not this project's live cache."""
+        name = body.get("cachedContent") or body.get("cached_content")
+        if not isinstance(name, str) or not name:
+            return None
+        cache_id = name.removeprefix("cachedContents/")
+        return None if self.cache_owner(cache_id) == caller.project.name else name
 
     # ---- who is calling -------------------------------------------------------------------
 

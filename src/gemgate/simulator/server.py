@@ -151,6 +151,10 @@ class GeminiSurface:
                        "exist.")
             return self._answer(request, caller, name, method,
                                 (403, error_body(403, message, "PERMISSION_DENIED")))
+        if method in ("generateContent", "streamGenerateContent") and \
+                self.sim.foreign_cache(caller, body) is not None:
+            return self._answer(request, caller, name, method, (403, error_body(
+                403, "CachedContent not found (or permission denied)", "PERMISSION_DENIED")))
         stream = method == "streamGenerateContent"
         rule = self.sim.faults.pick(model=name, key=caller.key, project=caller.project.name,
                                     stream=stream, kinds=_LATENCY_KINDS)
