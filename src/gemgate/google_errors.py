@@ -11,10 +11,12 @@ from typing import Any
 
 import orjson
 
+from gemgate.problems import ProblemId
+
 STATUS_BY_CODE: dict[int, str] = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
+    403: ProblemId.PERMISSION_DENIED,
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     408: "DEADLINE_EXCEEDED",

@@ -1,20 +1,98 @@
-"""Every problem gemgate recognises, with what it means and how to fix it, in English and Chinese.
+"""Every problem gemgate recognises: one record per problem, read by every mapping.
 
-One table serves the gateway's `hint` field and (later) `gemgate doctor`, so the two never
-disagree. Hints name the cause first, then the fix.
+A record holds what the problem means and how to fix it (English and Chinese, the gateway's
+`hint` and `gemgate doctor`'s steps), and how it goes on the wire when gemgate itself answers
+with it: HTTP status, Google's status word (from the HTTP status), OpenAI's error code, gemgate's
+own message, and whether another model or provider may do better (fallback). Ids are a
+`StrEnum`, so a misspelt id is a type error, not an empty hint. Hints name the cause first, then
+the fix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class ProblemId(StrEnum):
+    API_KEY_INVALID = "API_KEY_INVALID"
+    SERVICE_DISABLED = "SERVICE_DISABLED"
+    CONSUMER_SUSPENDED = "CONSUMER_SUSPENDED"
+    API_KEY_RESTRICTED = "API_KEY_RESTRICTED"
+    LOCATION_UNSUPPORTED = "LOCATION_UNSUPPORTED"
+    FREE_TIER_UNAVAILABLE = "FREE_TIER_UNAVAILABLE"
+    KEY_IP_RESTRICTED = "KEY_IP_RESTRICTED"
+    KEY_REFERRER_RESTRICTED = "KEY_REFERRER_RESTRICTED"
+    KEY_API_RESTRICTED = "KEY_API_RESTRICTED"
+    QUOTA_EXHAUSTED = "QUOTA_EXHAUSTED"
+    ALL_PROJECTS_COOLING = "ALL_PROJECTS_COOLING"
+    NO_QUOTA_ROOM = "NO_QUOTA_ROOM"
+    BAD_PRIORITY = "BAD_PRIORITY"
+    NO_HEALTHY_KEYS = "NO_HEALTHY_KEYS"
+    MODEL_OVERLOADED = "MODEL_OVERLOADED"
+    UPSTREAM_INTERNAL = "UPSTREAM_INTERNAL"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_UNREACHABLE = "UPSTREAM_UNREACHABLE"
+    STREAM_INTERRUPTED = "STREAM_INTERRUPTED"
+    CONFIG_INVALID = "CONFIG_INVALID"
+    NO_UPSTREAM_KEYS = "NO_UPSTREAM_KEYS"
+    ENV_KEYS_DIFFER = "ENV_KEYS_DIFFER"
+    ENV_KEY_MALFORMED = "ENV_KEY_MALFORMED"
+    DOTENV_NOT_LOADED = "DOTENV_NOT_LOADED"
+    VERTEX_MODE_SET = "VERTEX_MODE_SET"
+    ENV_PROXY_IGNORED = "ENV_PROXY_IGNORED"
+    PROXY_UNREACHABLE = "PROXY_UNREACHABLE"
+    DNS_FAILED = "DNS_FAILED"
+    TCP_FAILED = "TCP_FAILED"
+    TLS_FAILED = "TLS_FAILED"
+    GATEWAY_UNREACHABLE = "GATEWAY_UNREACHABLE"
+    GATEWAY_ROUND_TRIP_FAILED = "GATEWAY_ROUND_TRIP_FAILED"
+    PROVIDER_RATE_LIMITED = "PROVIDER_RATE_LIMITED"
+    PROVIDER_KEY_INVALID = "PROVIDER_KEY_INVALID"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PROVIDER_REFUSED = "PROVIDER_REFUSED"
+    PROVIDER_UNSUPPORTED = "PROVIDER_UNSUPPORTED"
+    PROVIDER_KEYS_RESTING = "PROVIDER_KEYS_RESTING"
+    OPENAI_REQUEST_INVALID = "OPENAI_REQUEST_INVALID"
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    MALFORMED_JSON = "MALFORMED_JSON"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    BODY_UNREADABLE = "BODY_UNREADABLE"
+    BODY_TIMEOUT = "BODY_TIMEOUT"
+    MODEL_NAME_INVALID = "MODEL_NAME_INVALID"
+    PATH_INVALID = "PATH_INVALID"
+    RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
+    TOKEN_MISSING = "TOKEN_MISSING"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    GOOGLE_KEY_SENT = "GOOGLE_KEY_SENT"
+    UNKNOWN_ROUTE = "UNKNOWN_ROUTE"
+    KEY_REVOKED = "KEY_REVOKED"
+    KEY_EXPIRED = "KEY_EXPIRED"
+    KEY_DISABLED = "KEY_DISABLED"
+    IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
+    MODEL_NOT_ALLOWED = "MODEL_NOT_ALLOWED"
+    KEY_RATE_LIMITED = "KEY_RATE_LIMITED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    VKEY_NOT_FOUND = "VKEY_NOT_FOUND"
+    VKEY_CONFLICT = "VKEY_CONFLICT"
+    LEDGER_DISABLED = "LEDGER_DISABLED"
+    ADMIN_ONLY = "ADMIN_ONLY"
+    GATEWAY_FAULT = "GATEWAY_FAULT"
+    UPLOAD_UNKNOWN = "UPLOAD_UNKNOWN"
 
 
 @dataclass(frozen=True)
 class Problem:
-    id: str
+    id: ProblemId
     en: str
     zh: str
     steps: tuple[tuple[str, str], ...] = ()  # numbered fix steps for doctor: (en, zh) each
+    status: int = 0  # the HTTP status when gemgate answers with it (0: doctor's only)
+    message: str = ""  # gemgate's own error message (upstream errors keep Google's)
+    openai_code: str | None = None  # the `code` OpenAI clients branch on; else the id
+    fallback: bool = False  # another model of the chain, or a provider, may do better
 
     def hint(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
@@ -22,14 +100,19 @@ class Problem:
     def fix(self, lang: str) -> list[str]:
         return [zh if lang == "zh" else en for en, zh in self.steps]
 
+    @property
+    def code(self) -> str:
+        """OpenAI's error `code` for it."""
+        return self.openai_code or self.id.lower()
 
-def _table(*problems: Problem) -> dict[str, Problem]:
+
+def _table(*problems: Problem) -> dict[ProblemId, Problem]:
     return {p.id: p for p in problems}
 
 
 PROBLEMS = _table(
     # ---- upstream key and project faults -------------------------------------------------
-    Problem("API_KEY_INVALID",
+    Problem(ProblemId.API_KEY_INVALID,
             "Google rejects an upstream key as invalid (deleted, mistyped or from another "
             "service); a running gemgate takes it out of rotation. Replace it in the "
             "configuration.",
@@ -45,7 +128,7 @@ PROBLEMS = _table(
                     'gemgate.yaml 的 projects: 中的旧密钥。'),
                    ('Run gemgate doctor again.',
                     '再次运行 gemgate doctor。'))),
-    Problem("SERVICE_DISABLED",
+    Problem(ProblemId.SERVICE_DISABLED,
             "The Generative Language API is not enabled in this key's Google Cloud project. "
             "Enable it at the console link in the message, wait a few minutes, and gemgate "
             "will bring the project back by itself.",
@@ -56,7 +139,7 @@ PROBLEMS = _table(
                     '打开上面给出的控制台链接（其中带有项目编号），点击“启用”。'),
                    ('Wait two to five minutes for it to propagate, then run gemgate doctor again.',
                     '等待 2–5 分钟生效，然后再次运行 gemgate doctor。'))),
-    Problem("CONSUMER_SUSPENDED",
+    Problem(ProblemId.CONSUMER_SUSPENDED,
             "Google has suspended this key or its project; a running gemgate stops using it. "
             "Check the project in Google Cloud console (billing, policy notices) or use another "
             "project.",
@@ -69,12 +152,12 @@ PROBLEMS = _table(
                    ('Until it is cleared, remove the key from gemgate or use a key from another '
                     'project.',
                     '在问题解决前，从 gemgate 中移除该密钥，或改用其他项目的密钥。'))),
-    Problem("API_KEY_RESTRICTED",
+    Problem(ProblemId.API_KEY_RESTRICTED,
             "The upstream key has API, IP or referrer restrictions that block this call. Allow "
             "the Generative Language API and gemgate's outbound IP in the key's restrictions.",
             "上游密钥设置了 API、IP 或引用来源限制，拦截了这次调用。请在密钥限制中允许 "
             "Generative Language API 和 gemgate 的出口 IP。"),
-    Problem("LOCATION_UNSUPPORTED",
+    Problem(ProblemId.LOCATION_UNSUPPORTED,
             "Google refused the call because the request comes from a region where the Gemini "
             "API is not offered. Route this project through a proxy in a supported region "
             "(projects.<name>.proxy in gemgate.yaml).",
@@ -89,7 +172,7 @@ PROBLEMS = _table(
                     '在 https://ai.google.dev/gemini-api/docs/available-regions 查看支持的地区。'),
                    ('Run gemgate doctor again: the network and key checks go through the proxy.',
                     '再次运行 gemgate doctor：网络与密钥检查都会经过该代理。'))),
-    Problem("FREE_TIER_UNAVAILABLE",
+    Problem(ProblemId.FREE_TIER_UNAVAILABLE,
             "The Gemini API free tier is not available in this country; enable billing on the "
             "project to use it.",
             "该国家或地区不提供 Gemini API 免费层；请为该项目开通结算后再使用。",
@@ -102,7 +185,7 @@ PROBLEMS = _table(
                    ("Set the project's tier: in gemgate.yaml so gemgate paces it by the right "
                     "limits.",
                     '在 gemgate.yaml 中设置该项目的 tier:，让 gemgate 按正确的限额调度。'))),
-    Problem("KEY_IP_RESTRICTED",
+    Problem(ProblemId.KEY_IP_RESTRICTED,
             "The key has an IP address restriction that does not include the address this "
             "machine reaches Google from.",
             "该密钥设置了 IP 地址限制，其中不包含本机访问 Google 时使用的出口地址。",
@@ -111,7 +194,7 @@ PROBLEMS = _table(
                    ("Add this machine's outbound IP (or the proxy's) under Application "
                     "restrictions → IP addresses, or set the restriction to None.",
                     "在“应用限制 → IP 地址”中加入本机（或代理）的出口 IP，或将限制设为“无”。"))),
-    Problem("KEY_REFERRER_RESTRICTED",
+    Problem(ProblemId.KEY_REFERRER_RESTRICTED,
             "The key only accepts calls from certain websites (HTTP referrer restriction); a "
             "server such as gemgate sends no referrer.",
             "该密钥只接受来自特定网站的调用（HTTP 引用来源限制）；gemgate 这样的服务器不会发送"
@@ -121,7 +204,7 @@ PROBLEMS = _table(
                    ("Change Application restrictions from Websites to IP addresses (gemgate's "
                     "outbound IP) or None.",
                     "把“应用限制”从“网站”改为“IP 地址”（gemgate 的出口 IP）或“无”。"))),
-    Problem("KEY_API_RESTRICTED",
+    Problem(ProblemId.KEY_API_RESTRICTED,
             "The key's API restrictions do not include the Generative Language API.",
             "该密钥的 API 限制中没有包含 Generative Language API。",
             steps=(("Open the key in Google Cloud console → Credentials → API restrictions.",
@@ -131,7 +214,7 @@ PROBLEMS = _table(
                     "把 Generative Language API 加入允许的 API（或选择“不限制密钥”），保存后等待"
                     "几分钟。"))),
     # ---- quota and load -------------------------------------------------------------------
-    Problem("QUOTA_EXHAUSTED",
+    Problem(ProblemId.QUOTA_EXHAUSTED,
             "A Google quota ran out for this project and model (see QuotaFailure for which one). "
             "Quotas are per project, not per key: add keys from other projects, or wait for "
             "the RetryInfo delay.",
@@ -146,27 +229,27 @@ PROBLEMS = _table(
                     '添加来自其他 Google Cloud 项目的密钥：同一项目的密钥共享同一份配额。'),
                    ('Or enable billing (Tier 1) for higher limits; see your limits in AI Studio.',
                     '或开通结算（Tier 1）获得更高限额；在 AI Studio 查看当前限额。'))),
-    Problem("ALL_PROJECTS_COOLING",
+    Problem(ProblemId.ALL_PROJECTS_COOLING,
             "Every upstream project is waiting out a Google quota limit. Retry after the "
             "RetryInfo delay, or add keys from more Google Cloud projects.",
             "所有上游项目都在等待 Google 配额恢复。请在 RetryInfo 给出的时间后重试，或添加更多"
             " Google Cloud 项目的密钥。"),
-    Problem("NO_QUOTA_ROOM",
+    Problem(ProblemId.NO_QUOTA_ROOM,
             "gemgate held the request until its deadline, but no project had quota room for this "
             "model (gemgate admits requests so Google's limits are never tripped). Retry after "
             "RetryInfo's delay, raise the priority, allow fallback, or add projects.",
             "gemgate 一直为该请求等待配额，直到时限用尽，但没有项目有该模型的配额余量"
             "（gemgate 会控制请求节奏，避免触发 Google 的限额）。请在 RetryInfo 给出的时间后"
             "重试、提高优先级、允许模型降级，或添加更多项目。"),
-    Problem("BAD_PRIORITY",
+    Problem(ProblemId.BAD_PRIORITY,
             "x-gemgate-priority must be one of high, normal, low, batch.",
             "x-gemgate-priority 只能是 high、normal、low 或 batch 之一。"),
-    Problem("NO_HEALTHY_KEYS",
+    Problem(ProblemId.NO_HEALTHY_KEYS,
             "No upstream key is usable: all are disabled (see /admin/pool for each reason). Fix "
             "or replace the keys; disabled keys are re-checked and return by themselves.",
             "没有可用的上游密钥：全部已被停用（原因见 /admin/pool）。请修复或更换密钥；被停用的"
             "密钥会定期复查并自动恢复。"),
-    Problem("MODEL_OVERLOADED",
+    Problem(ProblemId.MODEL_OVERLOADED,
             "Google reports the model is overloaded (503). gemgate retried within the deadline; "
             "try again shortly or use a lighter model (e.g. a flash variant).",
             "Google 报告该模型过载（503）。gemgate 已在时限内重试；请稍后再试，或改用更轻量的模型"
@@ -176,26 +259,26 @@ PROBLEMS = _table(
                     '一分钟后重试：过载发生在 Google 一侧，会自行恢复。'),
                    ('Keep fallback on (gemini-2.5-flash-lite answers when flash is overloaded).',
                     '保持模型降级开启（flash 过载时由 gemini-2.5-flash-lite 回答）。'))),
-    Problem("UPSTREAM_INTERNAL",
+    Problem(ProblemId.UPSTREAM_INTERNAL,
             "Google had an internal error (500). gemgate retried within the deadline; retry the "
             "request, and shorten very long inputs if it persists.",
             "Google 内部错误（500）。gemgate 已在时限内重试；请重试请求，"
             "若持续出现请缩短过长的输入。"),
-    Problem("UPSTREAM_TIMEOUT",
+    Problem(ProblemId.UPSTREAM_TIMEOUT,
             "Google did not answer in time. Raise the client's timeout or gemgate's deadline, "
             "or ask for a shorter answer.",
             "Google 未能及时响应。请调大客户端超时或 gemgate 的时限，或请求更短的回答。"),
-    Problem("UPSTREAM_UNREACHABLE",
+    Problem(ProblemId.UPSTREAM_UNREACHABLE,
             "gemgate could not reach Google (connection refused, reset or DNS failure). Check "
             "the network or the project's proxy (HTTPS/SOCKS5) from the gateway host.",
             "gemgate 无法连接到 Google（连接被拒绝、被重置或 DNS 失败）。请在网关所在主机上检查"
             "网络或该项目的代理（HTTPS/SOCKS5）。"),
-    Problem("STREAM_INTERRUPTED",
+    Problem(ProblemId.STREAM_INTERRUPTED,
             "The upstream stream broke after part of the answer was sent; what arrived is "
             "complete up to this point. Retry the request to get a whole answer.",
             "上游流在已发送部分回答后中断；此前收到的内容是完整的。请重试以获得完整回答。"),
     # ---- the machine and its network (gemgate doctor) ------------------------------------
-    Problem("CONFIG_INVALID",
+    Problem(ProblemId.CONFIG_INVALID,
             "The configuration (gemgate.yaml, the environment or .env) has errors; each is "
             "listed with where it is.",
             "配置（gemgate.yaml、环境变量或 .env）有错误；每一项都列出了所在位置。",
@@ -203,7 +286,7 @@ PROBLEMS = _table(
                     "last four characters.",
                     "逐项修正所列问题；密钥以掩码显示，请对照其首尾四个字符。"),
                    ("Run gemgate doctor again.", "再次运行 gemgate doctor。"))),
-    Problem("NO_UPSTREAM_KEYS",
+    Problem(ProblemId.NO_UPSTREAM_KEYS,
             "No Gemini key was found: GEMINI_API_KEY(S) is not set in this shell or in .env, and "
             "no projects: are configured.",
             "没有找到 Gemini 密钥：当前 shell 和 .env 中都没有设置 GEMINI_API_KEY(S)，"
@@ -216,7 +299,7 @@ PROBLEMS = _table(
                     "gemgate 的目录下的 .env），或在 gemgate.yaml 中列出 projects:。"),
                    ("Open a new terminal if you edited a shell profile, then run gemgate doctor.",
                     "如果修改的是 shell 配置文件，请新开一个终端，再运行 gemgate doctor。"))),
-    Problem("ENV_KEYS_DIFFER",
+    Problem(ProblemId.ENV_KEYS_DIFFER,
             "GEMINI_API_KEY and GOOGLE_API_KEY are both set, to different keys. Google's SDKs "
             "use GOOGLE_API_KEY when both are set, which is rarely the one meant.",
             "GEMINI_API_KEY 和 GOOGLE_API_KEY 同时设置且不相同。两者都存在时 Google 的 SDK 会使用 "
@@ -226,7 +309,7 @@ PROBLEMS = _table(
                    ("Look for the other one in ~/.bashrc, ~/.zshrc, .env files and IDE run "
                     "configurations.",
                     "在 ~/.bashrc、~/.zshrc、.env 文件和 IDE 运行配置中查找另一个。"))),
-    Problem("ENV_KEY_MALFORMED",
+    Problem(ProblemId.ENV_KEY_MALFORMED,
             "A key in the environment has quotes, spaces or other characters no key has "
             "(often from copy-paste or a quoted .env line). gemgate strips surrounding quotes "
             "itself; SDKs and other tools do not.",
@@ -237,7 +320,7 @@ PROBLEMS = _table(
                     "重新设置为纯密钥：export GEMINI_API_KEY=AIza…（不带引号和空格）。"),
                    ("In .env write GEMINI_API_KEY=AIza… on one line, without quotes.",
                     "在 .env 中写成一行 GEMINI_API_KEY=AIza…，不加引号。"))),
-    Problem("DOTENV_NOT_LOADED",
+    Problem(ProblemId.DOTENV_NOT_LOADED,
             ".env sets a key that this shell does not have. gemgate reads .env itself, but "
             "your own programs see it only if they load it.",
             ".env 中设置了当前 shell 中没有的密钥。gemgate 会自己读取 .env，但你自己的程序只有"
@@ -246,7 +329,7 @@ PROBLEMS = _table(
                     "在 Python 中创建客户端之前调用 load_dotenv()（python-dotenv）。"),
                    ("Or export the variable in the shell (set -a; source .env; set +a).",
                     "或在 shell 中导出该变量（set -a; source .env; set +a）。"))),
-    Problem("VERTEX_MODE_SET",
+    Problem(ProblemId.VERTEX_MODE_SET,
             "GOOGLE_GENAI_USE_VERTEXAI is set: the google-genai SDK then calls Vertex AI with "
             "Google Cloud credentials, not the Gemini API key or gemgate.",
             "设置了 GOOGLE_GENAI_USE_VERTEXAI：google-genai SDK 会改用 Google Cloud 凭据调用 "
@@ -257,7 +340,7 @@ PROBLEMS = _table(
                     "GOOGLE_CLOUD_LOCATION）。"),
                    ("Check your shell profile and .env for the line.",
                     "检查 shell 配置文件和 .env 中是否还有这一行。"))),
-    Problem("ENV_PROXY_IGNORED",
+    Problem(ProblemId.ENV_PROXY_IGNORED,
             "HTTPS_PROXY / ALL_PROXY is set. Your SDKs and curl use it; gemgate does not — its "
             "route to Google is each project's proxy: setting.",
             "设置了 HTTPS_PROXY / ALL_PROXY。你的 SDK 和 curl 会使用它；gemgate 不会——gemgate "
@@ -270,7 +353,7 @@ PROBLEMS = _table(
                     "localhost so those calls skip the proxy.",
                     "如果你的 SDK 访问的是本机上的 gemgate，请设置 NO_PROXY=127.0.0.1,localhost，"
                     "让这些调用绕过代理。"))),
-    Problem("PROXY_UNREACHABLE",
+    Problem(ProblemId.PROXY_UNREACHABLE,
             "The proxy does not accept connections (refused, wrong port, or not running).",
             "代理不接受连接（被拒绝、端口错误或代理未运行）。",
             steps=(("Start the proxy client (Clash, v2ray, …) and check its port: HTTP often "
@@ -281,7 +364,7 @@ PROBLEMS = _table(
                     "使用与之匹配的协议前缀：HTTP 代理用 http://，SOCKS5 代理用 socks5://。"),
                    ("If it listens only on 127.0.0.1, run gemgate on the same machine.",
                     "如果它只监听 127.0.0.1，请在同一台机器上运行 gemgate。"))),
-    Problem("DNS_FAILED",
+    Problem(ProblemId.DNS_FAILED,
             "The upstream host name does not resolve from here (no DNS answer, or a poisoned "
             "one).",
             "从本机无法解析上游主机名（DNS 无应答或被污染）。",
@@ -292,7 +375,7 @@ PROBLEMS = _table(
                     "socks5h:// 会在代理端解析域名）。"),
                    ("Or try another DNS server (e.g. 1.1.1.1) for this machine.",
                     "或为本机更换 DNS 服务器（例如 1.1.1.1）。"))),
-    Problem("TCP_FAILED",
+    Problem(ProblemId.TCP_FAILED,
             "The upstream host resolves but does not accept a connection (refused, filtered or "
             "timed out).",
             "上游主机名可以解析，但无法建立连接（被拒绝、被过滤或超时）。",
@@ -301,7 +384,7 @@ PROBLEMS = _table(
                    ("Check that a firewall allows outbound connections to port 443.",
                     "检查防火墙是否允许访问外部 443 端口。"),
                    ("Check upstream_url's port.", "检查 upstream_url 中的端口。"))),
-    Problem("TLS_FAILED",
+    Problem(ProblemId.TLS_FAILED,
             "The connection opens but the TLS handshake fails: something in the way is not "
             "Google (a captive portal, an intercepting proxy, a plain-HTTP port) or the clock is "
             "wrong.",
@@ -314,7 +397,7 @@ PROBLEMS = _table(
                     "upstream_url 保持 https://generativelanguage.googleapis.com。"),
                    ("If a corporate proxy inspects TLS, ask for its CA certificate to be trusted.",
                     "如果公司代理会检查 TLS，请将其 CA 证书加入信任。"))),
-    Problem("GATEWAY_UNREACHABLE",
+    Problem(ProblemId.GATEWAY_UNREACHABLE,
             "The gateway does not answer at this URL.",
             "网关在该地址上没有响应。",
             steps=(("Start it: gemgate serve (or check that it is running and its port).",
@@ -325,7 +408,7 @@ PROBLEMS = _table(
                     "并在防火墙中放行该端口。"),
                    ("Set NO_PROXY for its address if an HTTP proxy is in effect.",
                     "如果设置了 HTTP 代理，请把网关地址加入 NO_PROXY。"))),
-    Problem("GATEWAY_ROUND_TRIP_FAILED",
+    Problem(ProblemId.GATEWAY_ROUND_TRIP_FAILED,
             "The gateway accepted the token but could not answer a one-token request; its own "
             "error and hint follow.",
             "网关接受了令牌，但无法完成一个单 token 的请求；下面是网关自己的错误和提示。",
@@ -334,41 +417,41 @@ PROBLEMS = _table(
                     "阅读上面网关给出的提示，并在网关所在主机上运行 gemgate doctor 检查其密钥"
                     "和网络。"),)),
     # ---- OpenAI-compatible providers (the last fallback links) ----------------------------
-    Problem("PROVIDER_RATE_LIMITED",
+    Problem(ProblemId.PROVIDER_RATE_LIMITED,
             "The fallback provider rate-limited gemgate (429). Its keys rest for the time it "
             "asked; add keys or raise the limits on the provider's side.",
             "备用服务商对 gemgate 限流（429）。其密钥会按对方要求的时间暂停使用；"
             "请增加密钥或在服务商处提高限额。"),
-    Problem("PROVIDER_KEY_INVALID",
+    Problem(ProblemId.PROVIDER_KEY_INVALID,
             "The fallback provider refused gemgate's key (401/403). Check the key under "
             "providers: in the configuration; it rests for 5 minutes before another try.",
             "备用服务商拒绝了 gemgate 的密钥（401/403）。请检查配置中 providers: 下的密钥；"
             "该密钥将暂停 5 分钟后再试。"),
-    Problem("PROVIDER_UNAVAILABLE",
+    Problem(ProblemId.PROVIDER_UNAVAILABLE,
             "The fallback provider failed or could not be reached (5xx, network). gemgate "
             "retried within the deadline; check its base_url and status page.",
             "备用服务商出错或无法连接（5xx、网络）。gemgate 已在时限内重试；"
             "请检查其 base_url 及服务状态页。"),
-    Problem("PROVIDER_REFUSED",
+    Problem(ProblemId.PROVIDER_REFUSED,
             "The fallback provider rejected the translated request (4xx); the message quotes "
             "it. Check the model mapping under providers: (models:).",
             "备用服务商拒绝了转换后的请求（4xx）；错误信息引用了其原文。"
             "请检查 providers: 下的模型映射（models:）。"),
-    Problem("PROVIDER_UNSUPPORTED",
+    Problem(ProblemId.PROVIDER_UNSUPPORTED,
             "A provider's model only generates content; counting tokens, embeddings and "
             "other methods need a Gemini model.",
             "服务商模型只支持生成内容；计数 token、向量嵌入等其他方法请使用 Gemini 模型。"),
-    Problem("PROVIDER_KEYS_RESTING",
+    Problem(ProblemId.PROVIDER_KEYS_RESTING,
             "Every key of the fallback provider is resting after refusals or rate limits; "
             "retry after the delay given.",
             "备用服务商的所有密钥都因被拒或限流而暂停；请在给出的延迟后重试。"),
     # ---- the client's own request --------------------------------------------------------
-    Problem("OPENAI_REQUEST_INVALID",
+    Problem(ProblemId.OPENAI_REQUEST_INVALID,
             "gemgate cannot serve this OpenAI-format request as sent; the message names the "
             "field (param). Fix it, or see README for what maps to Gemini.",
             "gemgate 无法按原样处理该 OpenAI 格式请求；错误信息指出了字段（param）。"
             "请修正，或参阅 README 中与 Gemini 的对应关系。"),
-    Problem("MODEL_NOT_FOUND",
+    Problem(ProblemId.MODEL_NOT_FOUND,
             "The model name is unknown or does not support this method. Check the spelling "
             "(e.g. gemini-2.5-flash) against GET /v1beta/models.",
             "模型名称不存在或不支持该方法。请对照 GET /v1beta/models 检查拼写（例如 "
@@ -378,56 +461,56 @@ PROBLEMS = _table(
                     '使用上面建议的模型名，或 GET /v1beta/models 列出的名称。'),
                    ('Run gemgate doctor --model <name> to check it.',
                     '运行 gemgate doctor --model <名称> 检查它。'))),
-    Problem("INVALID_REQUEST",
+    Problem(ProblemId.INVALID_REQUEST,
             "Google rejected the request body; the message names the field. Fix the request.",
             "Google 拒绝了请求内容；错误信息指出了具体字段。请修正请求。"),
-    Problem("PERMISSION_DENIED",
+    Problem(ProblemId.PERMISSION_DENIED,
             "Google denied access to this resource. Files, caches and batches belong to the "
             "Google Cloud project that created them; refer to them through the same gateway.",
             "Google 拒绝访问该资源。文件、缓存和批处理任务属于创建它们的 Google Cloud 项目；"
             "请通过同一个网关引用它们。"),
-    Problem("MALFORMED_JSON",
+    Problem(ProblemId.MALFORMED_JSON,
             "The request body is not valid JSON. Send a JSON object with Content-Type: "
             "application/json.",
             "请求体不是有效的 JSON。请以 Content-Type: application/json 发送一个 JSON 对象。"),
-    Problem("BODY_TOO_LARGE",
+    Problem(ProblemId.BODY_TOO_LARGE,
             "The request body is larger than gemgate accepts (max_body_bytes). Upload large "
             "media with the Files API and refer to it by URI instead.",
             "请求体超过了 gemgate 允许的大小（max_body_bytes）。大文件请先用 Files API 上传，"
             "再通过 URI 引用。"),
-    Problem("BODY_UNREADABLE",
+    Problem(ProblemId.BODY_UNREADABLE,
             "gemgate could not read the request body: its Content-Encoding does not match its "
             "bytes, or the connection ended before the promised length. Send the body plain "
             "(or truly gzip-compressed) with a correct Content-Length.",
             "gemgate 无法读取请求体：Content-Encoding 与内容不符，或连接在约定长度之前断开。"
             "请发送未压缩（或确实经 gzip 压缩）的请求体，并给出正确的 Content-Length。"),
-    Problem("BODY_TIMEOUT",
+    Problem(ProblemId.BODY_TIMEOUT,
             "The client stopped sending the request body for longer than the gateway waits "
             "(server.body_idle_timeout_s). Check the network between client and gateway.",
             "客户端停止发送请求体的时间超过了网关的等待上限（server.body_idle_timeout_s）。"
             "请检查客户端与网关之间的网络。"),
-    Problem("MODEL_NAME_INVALID",
+    Problem(ProblemId.MODEL_NAME_INVALID,
             "The model name is not a valid Gemini model id: use letters, digits, '.', '-' and "
             "'_' only, e.g. gemini-2.5-flash (or <provider>/<model> for a configured provider).",
             "模型名称不是有效的 Gemini 模型 ID：只能使用字母、数字、'.'、'-' 和 '_'，例如 "
             "gemini-2.5-flash（已配置的其他提供方写作 <provider>/<model>）。"),
-    Problem("PATH_INVALID",
+    Problem(ProblemId.PATH_INVALID,
             "The path holds '.' or '..' segments, an encoded '/' or '\\', or a control "
             "character. Send the path as the SDKs do: /v1beta/models/<model>:<method>.",
             "路径中含有 '.' 或 '..' 段、编码后的 '/' 或 '\\'，或控制字符。请按 SDK 的方式发送路径："
             "/v1beta/models/<model>:<method>。"),
-    Problem("RESOURCE_NOT_FOUND",
+    Problem(ProblemId.RESOURCE_NOT_FOUND,
             "No such file, cached content, batch or other resource is visible to this token. "
             "Resources belong to the tenant that created them through gemgate; use the token "
             "that created it.",
             "该 token 看不到这个文件、缓存、批处理任务或其他资源。资源属于通过 gemgate 创建它的"
             "租户；请使用创建它时的 token。"),
-    Problem("TOKEN_MISSING",
+    Problem(ProblemId.TOKEN_MISSING,
             "No gemgate token was sent. Pass your gemgate token as the api_key (header "
             "x-goog-api-key, ?key=, or Authorization: Bearer).",
             "请求没有携带 gemgate 令牌。请把 gemgate 令牌作为 api_key 传入（x-goog-api-key 头、"
             "?key= 参数或 Authorization: Bearer）。"),
-    Problem("TOKEN_INVALID",
+    Problem(ProblemId.TOKEN_INVALID,
             "This gemgate token is not known. Ask your gateway admin for a token, and check for "
             "stray spaces or quotes.",
             "该 gemgate 令牌无效。请向网关管理员索取令牌，并检查是否带有多余的空格或引号。",
@@ -438,12 +521,12 @@ PROBLEMS = _table(
                     '而不是 Google 密钥。'),
                    ('Pass it with --token, or set GEMGATE_TOKEN.',
                     '通过 --token 传入，或设置 GEMGATE_TOKEN。'))),
-    Problem("GOOGLE_KEY_SENT",
+    Problem(ProblemId.GOOGLE_KEY_SENT,
             "You sent a Google API key to gemgate. Keep Google keys in the gateway's "
             "configuration and use your gemgate token as api_key instead.",
             "你向 gemgate 发送的是 Google API 密钥。Google 密钥应只保存在网关配置中；客户端请改用"
             " gemgate 令牌作为 api_key。"),
-    Problem("UNKNOWN_ROUTE",
+    Problem(ProblemId.UNKNOWN_ROUTE,
             "gemgate does not serve this path. Gemini routes live under /v1beta, /v1 or "
             "/v1alpha (and /models/… as v1beta), OpenAI's under /v1. Official SDKs take the "
             "gateway's root URL as base_url; a client that appends paths such as "
@@ -453,64 +536,143 @@ PROBLEMS = _table(
             "自行拼接 /chat/completions 等路径的客户端需要 <网关>/v1（OpenAI）或 <网关>/v1beta"
             "（Gemini）。"),
     # ---- virtual keys, budgets and the ledger ---------------------------------------------
-    Problem("KEY_REVOKED",
+    Problem(ProblemId.KEY_REVOKED,
             "This gemgate key has been revoked and will never work again. Ask your gateway "
             "admin for a new key.",
             "该 gemgate 密钥已被吊销，无法再使用。请向网关管理员申请新的密钥。"),
-    Problem("KEY_EXPIRED",
+    Problem(ProblemId.KEY_EXPIRED,
             "This gemgate key has expired. Ask your gateway admin to extend it or issue a new one.",
             "该 gemgate 密钥已过期。请联系网关管理员延长有效期或签发新的密钥。"),
-    Problem("KEY_DISABLED",
+    Problem(ProblemId.KEY_DISABLED,
             "This gemgate key is disabled for now. Ask your gateway admin to enable it again.",
             "该 gemgate 密钥目前已被停用。请联系网关管理员重新启用。"),
-    Problem("IP_NOT_ALLOWED",
+    Problem(ProblemId.IP_NOT_ALLOWED,
             "This gemgate key may only be used from certain IP addresses, and this request came "
             "from another. Call from an allowed network, or ask the admin to add your address.",
             "该 gemgate 密钥只允许从特定 IP 地址使用，而本次请求来自其他地址。请在允许的网络中"
             "调用，或请管理员添加你的地址。"),
-    Problem("MODEL_NOT_ALLOWED",
+    Problem(ProblemId.MODEL_NOT_ALLOWED,
             "This gemgate key may not use this model. Use one of the models the message lists, "
             "or ask the admin to allow this one.",
             "该 gemgate 密钥无权使用此模型。请改用错误信息中列出的模型，或请管理员开放此模型。"),
-    Problem("KEY_RATE_LIMITED",
+    Problem(ProblemId.KEY_RATE_LIMITED,
             "This gemgate key is over its own per-minute limit (RPM/TPM) set by the admin. Wait "
             "for the RetryInfo delay, or slow down.",
             "该 gemgate 密钥超出了管理员为它设定的每分钟限额（RPM/TPM）。请等待 RetryInfo "
             "给出的时间后重试，或降低请求速度。"),
-    Problem("BUDGET_EXCEEDED",
+    Problem(ProblemId.BUDGET_EXCEEDED,
             "This gemgate key has used up its budget for the period. It works again when the "
             "period resets (see the message), or when the admin raises the budget.",
             "该 gemgate 密钥在本周期内的预算已用完。周期重置后（见错误信息）或管理员提高预算后"
             "即可继续使用。"),
-    Problem("VKEY_NOT_FOUND",
+    Problem(ProblemId.VKEY_NOT_FOUND,
             "No virtual key has this id or name. List keys with GET /admin/vkeys or "
             "`gemgate vkeys list`.",
             "没有该 ID 或名称的虚拟密钥。可用 GET /admin/vkeys 或 `gemgate vkeys list` 查看。"),
-    Problem("VKEY_CONFLICT",
+    Problem(ProblemId.VKEY_CONFLICT,
             "The change conflicts with the key's state: the name is taken by another active key, "
             "or the key is revoked.",
             "该操作与密钥当前状态冲突：名称已被其他有效密钥使用，或该密钥已被吊销。"),
-    Problem("LEDGER_DISABLED",
+    Problem(ProblemId.LEDGER_DISABLED,
             "Virtual keys and usage reports need the ledger, which is disabled in this "
             "configuration (ledger.enabled).",
             "虚拟密钥和用量报表依赖账本，而当前配置中账本已关闭（ledger.enabled）。"),
-    Problem("ADMIN_ONLY",
+    Problem(ProblemId.ADMIN_ONLY,
             "This endpoint needs the admin key (GEMGATE_ADMIN_KEY) as a Bearer token.",
             "该接口需要管理员密钥（GEMGATE_ADMIN_KEY）作为 Bearer 令牌。"),
-    Problem("GATEWAY_FAULT",
+    Problem(ProblemId.GATEWAY_FAULT,
             "gemgate itself failed on this request; nothing was charged. Retry, and report the "
             "request id with the gateway log line of the same id.",
             "gemgate 自身处理该请求时出错，未产生费用。请重试，并附上请求 ID 及网关日志中同一 ID "
             "的记录进行反馈。"),
-    Problem("UPLOAD_UNKNOWN",
+    Problem(ProblemId.UPLOAD_UNKNOWN,
             "This upload session is unknown or expired. Start the upload again.",
             "该上传会话不存在或已过期。请重新开始上传。"),
 )
 
 
-def hint(problem_id: str, lang: str) -> str:
-    problem = PROBLEMS.get(problem_id)
-    return problem.hint(lang) if problem else ""
+
+def _wire(status: int, message: str = "", openai_code: str | None = None,
+          fallback: bool = False) -> dict[str, object]:
+    return {"status": status, "message": message, "openai_code": openai_code,
+            "fallback": fallback}
+
+
+_KEY = "invalid_api_key"
+_RATE = "rate_limit_exceeded"
+P = ProblemId
+# How each problem goes on the wire when gemgate answers with it. (Problems only Google or
+# doctor report keep status 0 and Google's own message.)
+_WIRE: dict[ProblemId, dict[str, object]] = {
+    P.TOKEN_MISSING: _wire(401, "No gemgate token was sent with the request.", _KEY),
+    P.TOKEN_INVALID: _wire(401, "The gemgate token is not valid.", _KEY),
+    P.GOOGLE_KEY_SENT: _wire(401, "A Google API key was sent where a gemgate token belongs.",
+                             _KEY),
+    P.KEY_REVOKED: _wire(401, "This gemgate key has been revoked.", _KEY),
+    P.KEY_EXPIRED: _wire(401, "This gemgate key has expired.", _KEY),
+    P.KEY_DISABLED: _wire(403, "This gemgate key is disabled."),
+    P.IP_NOT_ALLOWED: _wire(403, "This gemgate key may not be used from this IP address."),
+    P.MODEL_NOT_ALLOWED: _wire(403, "This key may not use this model."),
+    P.KEY_RATE_LIMITED: _wire(429, "This key is over its own rate limit.", _RATE),
+    P.BUDGET_EXCEEDED: _wire(429, "This key has spent its budget.", "insufficient_quota"),
+    P.MALFORMED_JSON: _wire(400, "Invalid JSON payload received."),
+    P.BODY_TOO_LARGE: _wire(413, "The request body is too large."),
+    P.BODY_UNREADABLE: _wire(400, "The request body could not be read."),
+    P.BODY_TIMEOUT: _wire(408, "The request body did not arrive in time."),
+    P.MODEL_NAME_INVALID: _wire(400, "The model name is not a valid model id."),
+    P.PATH_INVALID: _wire(400, "The request path has '.' or '..' segments, or encoded "
+                               "separators or control characters."),
+    P.RESOURCE_NOT_FOUND: _wire(404, "Requested entity was not found."),
+    P.BAD_PRIORITY: _wire(400, "Unknown priority."),
+    P.OPENAI_REQUEST_INVALID: _wire(400, "The request is not a valid OpenAI request."),
+    P.INVALID_REQUEST: _wire(400, "The request is not valid."),
+    P.PERMISSION_DENIED: _wire(403),
+    P.MODEL_NOT_FOUND: _wire(404, "", "model_not_found"),
+    P.QUOTA_EXHAUSTED: _wire(429, "", _RATE, fallback=True),
+    P.ALL_PROJECTS_COOLING: _wire(429, "All upstream projects are waiting out Google quota "
+                                       "limits.", _RATE, fallback=True),
+    P.NO_QUOTA_ROOM: _wire(429, "No upstream project has quota room for this model before the "
+                                "deadline.", _RATE, fallback=True),
+    P.NO_HEALTHY_KEYS: _wire(503, "No upstream key is available: every key is disabled.",
+                             fallback=True),
+    P.MODEL_OVERLOADED: _wire(503, "", fallback=True),
+    P.UPSTREAM_INTERNAL: _wire(500, "", fallback=True),
+    P.UPSTREAM_TIMEOUT: _wire(504, "Google did not answer before the request's deadline."),
+    P.UPSTREAM_UNREACHABLE: _wire(502, "gemgate could not reach Google.", fallback=True),
+    P.STREAM_INTERRUPTED: _wire(503, "The upstream stream was interrupted."),
+    P.PROVIDER_RATE_LIMITED: _wire(429, "", _RATE, fallback=True),
+    P.PROVIDER_KEY_INVALID: _wire(502, "", fallback=True),
+    P.PROVIDER_UNAVAILABLE: _wire(502, "gemgate could not reach the fallback provider.",
+                                  fallback=True),
+    P.PROVIDER_REFUSED: _wire(400),
+    P.PROVIDER_UNSUPPORTED: _wire(400, "A provider's model answers only generateContent "
+                                       "calls."),
+    P.PROVIDER_KEYS_RESTING: _wire(429, "Every key of the fallback provider is resting.",
+                                   _RATE, fallback=True),
+    P.UNKNOWN_ROUTE: _wire(404, "gemgate does not serve this path."),
+    P.ADMIN_ONLY: _wire(403, "The admin key is required."),
+    P.LEDGER_DISABLED: _wire(503, "The ledger is disabled."),
+    P.VKEY_NOT_FOUND: _wire(404, "No such virtual key."),
+    P.VKEY_CONFLICT: _wire(409, "The virtual key conflicts with another."),
+    P.UPLOAD_UNKNOWN: _wire(404, "Unknown or expired upload session."),
+    P.GATEWAY_FAULT: _wire(500, "gemgate failed to handle the request."),
+}
+PROBLEMS = {pid: replace(record, **_WIRE.get(pid, {}))  # type: ignore[arg-type]
+            for pid, record in PROBLEMS.items()}
+assert set(PROBLEMS) == set(ProblemId), "every problem id needs its record"
+
+
+def problem(problem_id: ProblemId) -> Problem:
+    return PROBLEMS[problem_id]
+
+
+def hint(problem_id: ProblemId, lang: str) -> str:
+    return PROBLEMS[problem_id].hint(lang)
+
+
+def may_fall_back(problem_id: ProblemId | None) -> bool:
+    """Whether the next model of a chain (or a provider) may do better after this outcome."""
+    return problem_id is not None and PROBLEMS[problem_id].fallback
 
 
 def language(accept_language: str | None) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from gemgate.config import clean_key
+from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key
 
 from .findings import Finding
@@ -54,29 +55,29 @@ def check_environment(env: Mapping[str, str], dotenv: Path) -> list[Finding]:
         found.append(Finding("environment", "GEMINI_API_KEY / GOOGLE_API_KEY",
                              f"{mask_key(gemini)} / {mask_key(google)}", "fail",
                              "both set, to different keys; Google's SDKs use GOOGLE_API_KEY",
-                             "ENV_KEYS_DIFFER"))
+                             ProblemId.ENV_KEYS_DIFFER))
     for name in KEY_VARIABLES:
         for raw in _keys_in(name, env.get(name, "")):
             why = _malformed(raw) if raw else None
             if why:
                 found.append(Finding("environment", name, mask_key(raw.strip(_QUOTES + " ")),
-                                     "fail", f"the key has {why}", "ENV_KEY_MALFORMED"))
+                                     "fail", f"the key has {why}", ProblemId.ENV_KEY_MALFORMED))
     if dotenv.is_file():
         in_file = {k: v for k, v in dotenv_values(dotenv).items() if v}
         for name in KEY_VARIABLES:
             if name in in_file and not env.get(name, "").strip():
                 found.append(Finding("environment", name, str(dotenv), "warn",
                                      f"set in {dotenv.name} but not in this shell",
-                                     "DOTENV_NOT_LOADED"))
+                                     ProblemId.DOTENV_NOT_LOADED))
     if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").strip().lower() in _TRUE:
         found.append(Finding("environment", "GOOGLE_GENAI_USE_VERTEXAI",
                              env["GOOGLE_GENAI_USE_VERTEXAI"], "fail",
-                             "the SDK will call Vertex AI instead", "VERTEX_MODE_SET"))
+                             "the SDK will call Vertex AI instead", ProblemId.VERTEX_MODE_SET))
     proxy = env_proxy(env)
     if proxy is not None:
         found.append(Finding("environment", proxy[0], mask_proxy(proxy[1]), "warn",
                              "in effect for SDKs and curl, not for gemgate",
-                             "ENV_PROXY_IGNORED"))
+                             ProblemId.ENV_PROXY_IGNORED))
     if not found:
         found.append(Finding("environment", "variables", ", ".join(KEY_VARIABLES), "ok",
                              "nothing conflicting"))

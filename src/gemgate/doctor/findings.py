@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from gemgate.problems import ProblemId
+
 Status = Literal["ok", "warn", "fail", "skip"]
 
 
@@ -15,7 +17,7 @@ class Finding:
     subject: str  # which thing: a host, a project and its masked key, the gateway's URL
     status: Status
     detail: str = ""
-    problem: str | None = None  # an id in gemgate.problems when status is fail or warn
+    problem: ProblemId | None = None  # when status is fail or warn
     ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import time
 import aiohttp
 import orjson
 
+from gemgate.problems import ProblemId
+
 from .findings import Finding
 from .upstream import NETWORK_ERRORS
 
@@ -34,7 +36,7 @@ async def check_gateway(http: aiohttp.ClientSession, url: str, token: str | None
             await answer.read()
     except NETWORK_ERRORS as exc:
         return [Finding("gateway", "reachable", url, "fail", str(exc) or type(exc).__name__,
-                        "GATEWAY_UNREACHABLE", _ms(started))]
+                        ProblemId.GATEWAY_UNREACHABLE, _ms(started))]
     found = [Finding("gateway", "reachable", url, "ok", f"HTTP {answer.status}",
                      ms=_ms(started))]
     headers = {"x-goog-api-key": token} if token else {}
@@ -43,7 +45,7 @@ async def check_gateway(http: aiohttp.ClientSession, url: str, token: str | None
         status, raw = answer.status, await answer.read()
     if status == 401:
         message, _ = _error(raw)
-        problem = "TOKEN_INVALID" if token else "TOKEN_MISSING"
+        problem = ProblemId.TOKEN_INVALID if token else ProblemId.TOKEN_MISSING
         return [*found, Finding("gateway", "token", url, "fail", message, problem,
                                 _ms(started))]
     found.append(Finding("gateway", "token", url, "ok", "accepted", ms=_ms(started)))
@@ -58,7 +60,7 @@ async def check_gateway(http: aiohttp.ClientSession, url: str, token: str | None
         message, hint = _error(raw)
         detail = f"HTTP {status}: {message}" + (f" — gateway's hint: {hint}" if hint else "")
         return [*found, Finding("gateway", "round trip", url, "fail", detail,
-                                "GATEWAY_ROUND_TRIP_FAILED", _ms(started))]
+                                ProblemId.GATEWAY_ROUND_TRIP_FAILED, _ms(started))]
     found.append(Finding("gateway", "round trip", url, "ok", f"{model} answered",
                          ms=_ms(started)))
     return found

@@ -14,6 +14,7 @@ from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from python_socks.async_.asyncio import Proxy
 
 from gemgate.config import proxy_options
+from gemgate.problems import ProblemId
 
 from .environment import mask_proxy
 from .findings import Finding
@@ -40,7 +41,7 @@ async def proxy_answers(proxy: str, timeout: float) -> Finding:
             _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError) as exc:
         return Finding("network", "proxy", mask_proxy(proxy), "fail",
-                       f"{host}:{port}: {_reason(exc)}", "PROXY_UNREACHABLE", _ms(started))
+                       f"{host}:{port}: {_reason(exc)}", ProblemId.PROXY_UNREACHABLE, _ms(started))
     writer.close()
     return Finding("network", "proxy", mask_proxy(proxy), "ok", f"{host}:{port} accepts",
                    ms=_ms(started))
@@ -60,7 +61,7 @@ async def _tls(sock_or_streams: tuple[asyncio.StreamReader, asyncio.StreamWriter
         async with asyncio.timeout(timeout):
             await writer.start_tls(ssl.create_default_context(), server_hostname=host)
     except (OSError, ssl.SSLError, TimeoutError) as exc:
-        return Finding("network", "TLS", subject, "fail", _reason(exc), "TLS_FAILED",
+        return Finding("network", "TLS", subject, "fail", _reason(exc), ProblemId.TLS_FAILED,
                        _ms(started))
     finally:
         writer.close()
@@ -80,7 +81,7 @@ async def probe(url: str, timeout: float) -> list[Finding]:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port,
                                                                  type=socket.SOCK_STREAM)
     except (OSError, TimeoutError) as exc:
-        return [Finding("network", "DNS", host, "fail", _reason(exc), "DNS_FAILED",
+        return [Finding("network", "DNS", host, "fail", _reason(exc), ProblemId.DNS_FAILED,
                         _ms(started))]
     address = str(infos[0][4][0])
     found = [Finding("network", "DNS", host, "ok", f"→ {address}", ms=_ms(started))]
@@ -89,8 +90,8 @@ async def probe(url: str, timeout: float) -> list[Finding]:
         async with asyncio.timeout(timeout):
             streams = await asyncio.open_connection(address, port)
     except (OSError, TimeoutError) as exc:
-        return [*found, Finding("network", "TCP", subject, "fail", _reason(exc), "TCP_FAILED",
-                                _ms(started))]
+        return [*found, Finding("network", "TCP", subject, "fail", _reason(exc),
+                                ProblemId.TCP_FAILED, _ms(started))]
     found.append(Finding("network", "TCP", subject, "ok", "connected", ms=_ms(started)))
     if not secure:
         streams[1].close()
@@ -111,10 +112,10 @@ async def probe_through(url: str, proxy: str, timeout: float) -> list[Finding]:
         sock = await Proxy.from_url(url, **options).connect(host, port, timeout=timeout)
     except (ProxyConnectionError, ProxyTimeoutError) as exc:
         return [answered, Finding("network", "tunnel", subject, "fail", _reason(exc),
-                                  "PROXY_UNREACHABLE", _ms(started))]
+                                  ProblemId.PROXY_UNREACHABLE, _ms(started))]
     except (ProxyError, OSError, TimeoutError) as exc:  # the proxy could not reach the host
         return [answered, Finding("network", "tunnel", subject, "fail", _reason(exc),
-                                  "TCP_FAILED", _ms(started))]
+                                  ProblemId.TCP_FAILED, _ms(started))]
     found = [answered, Finding("network", "tunnel", subject, "ok", "open", ms=_ms(started))]
     streams = await asyncio.open_connection(sock=sock)
     if not secure:

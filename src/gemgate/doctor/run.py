@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp_socks import ProxyConnector
 
 from gemgate.config import GOOGLE_URL, ConfigError, clean_key, load_settings, proxy_options
+from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key
 
 from .environment import check_environment, env_proxy, mask_proxy
@@ -52,7 +53,7 @@ def _subjects(plan: Plan, env: Mapping[str, str], cwd: Path
                                  require_keys=False)
     except ConfigError as exc:
         failure = Finding("environment", "configuration", str(plan.config_path or ".env/env"),
-                          "fail", "; ".join(exc.problems), "CONFIG_INVALID")
+                          "fail", "; ".join(exc.problems), ProblemId.CONFIG_INVALID)
         return [], GOOGLE_URL, failure
     if plan.keys:
         given = []
@@ -62,7 +63,7 @@ def _subjects(plan: Plan, env: Mapping[str, str], cwd: Path
             except ValueError as exc:
                 return [], settings.upstream_url, Finding(
                     "environment", f"--key {number}", mask_key(raw.strip()), "fail", str(exc),
-                    "ENV_KEY_MALFORMED")
+                    ProblemId.ENV_KEY_MALFORMED)
         return given, settings.upstream_url, None
     return ([Subject(p.name, k, p.proxy) for p in settings.projects for k in p.keys],
             settings.upstream_url, None)
@@ -118,7 +119,7 @@ async def diagnose(plan: Plan, env: Mapping[str, str], cwd: Path) -> list[Findin
         findings.append(config_error)
     elif not subjects and plan.gateway is None:
         findings.append(Finding("environment", "keys", "GEMINI_API_KEYS / projects:", "fail",
-                                "no upstream key to check", "NO_UPSTREAM_KEYS"))
+                                "no upstream key to check", ProblemId.NO_UPSTREAM_KEYS))
     routes: dict[str | None, list[Subject]] = {}
     for subject in subjects:
         routes.setdefault(subject.proxy, []).append(subject)

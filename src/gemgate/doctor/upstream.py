@@ -12,14 +12,15 @@ import aiohttp
 import orjson
 
 from gemgate.google_errors import find_detail
+from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.upstream.classify import classify, error_of
 
 from .findings import Finding
 
-_RESTRICTIONS = {"API_KEY_IP_ADDRESS_BLOCKED": "KEY_IP_RESTRICTED",
-                 "API_KEY_HTTP_REFERRER_BLOCKED": "KEY_REFERRER_RESTRICTED",
-                 "API_KEY_SERVICE_BLOCKED": "KEY_API_RESTRICTED"}
+_RESTRICTIONS = {"API_KEY_IP_ADDRESS_BLOCKED": ProblemId.KEY_IP_RESTRICTED,
+                 "API_KEY_HTTP_REFERRER_BLOCKED": ProblemId.KEY_REFERRER_RESTRICTED,
+                 "API_KEY_SERVICE_BLOCKED": ProblemId.KEY_API_RESTRICTED}
 NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
@@ -27,21 +28,21 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _problem(status: int, body: bytes) -> tuple[str, str]:
+def _problem(status: int, body: bytes) -> tuple[ProblemId, str]:
     """gemgate's problem id for Google's refusal, and the facts that help fix it."""
     verdict = classify(status, body)
     error = error_of(body)
-    problem = verdict.problem or "UPSTREAM_INTERNAL"
+    problem = verdict.problem or ProblemId.UPSTREAM_INTERNAL
     info = find_detail(error, "ErrorInfo") or {}
     metadata = info.get("metadata") or {}
-    if problem == "API_KEY_RESTRICTED":
+    if problem == ProblemId.API_KEY_RESTRICTED:
         problem = _RESTRICTIONS.get(str(info.get("reason")), problem)
     detail = str(error.get("message") or f"HTTP {status}")
-    if problem == "SERVICE_DISABLED":
+    if problem == ProblemId.SERVICE_DISABLED:
         number = str(metadata.get("consumer", "")).removeprefix("projects/")
         link = metadata.get("activationUrl", "")
         detail = f"project number {number}; enable it at {link}" if link else detail
-    elif problem == "QUOTA_EXHAUSTED" and verdict.violation:
+    elif problem == ProblemId.QUOTA_EXHAUSTED and verdict.violation:
         metric = verdict.violation.get("quotaMetric") or verdict.violation.get("quotaId")
         delay = f"; retry in {verdict.cooldown_s:.0f} s" if verdict.cooldown_s else ""
         detail = f"quota {metric} exhausted{delay}"
@@ -59,7 +60,7 @@ async def check_key(http: aiohttp.ClientSession, base_url: str, key: str, subjec
             status, body = answer.status, scrub(await answer.read(), key)
     except NETWORK_ERRORS as exc:
         return Finding("key", "key", subject, "fail", str(exc) or type(exc).__name__,
-                       "UPSTREAM_UNREACHABLE", _ms(started)), []
+                       ProblemId.UPSTREAM_UNREACHABLE, _ms(started)), []
     if status != 200:
         problem, detail = _problem(status, body)
         return Finding("key", "key", subject, "fail", detail, problem, _ms(started)), []
@@ -80,7 +81,7 @@ async def check_generate(http: aiohttp.ClientSession, base_url: str, key: str, m
     if models and model not in models:
         return Finding("model", model, subject, "fail",
                        f"{model} is not a model this key can use; {did_you_mean(model, models)}",
-                       "MODEL_NOT_FOUND")
+                       ProblemId.MODEL_NOT_FOUND)
     body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "ping"}]}],
                             "generationConfig": {"maxOutputTokens": 1}}
     started = time.perf_counter()
@@ -92,11 +93,11 @@ async def check_generate(http: aiohttp.ClientSession, base_url: str, key: str, m
             status, raw = answer.status, scrub(await answer.read(), key)
     except NETWORK_ERRORS as exc:
         return Finding("model", model, subject, "fail", str(exc) or type(exc).__name__,
-                       "UPSTREAM_UNREACHABLE", _ms(started))
+                       ProblemId.UPSTREAM_UNREACHABLE, _ms(started))
     if status == 200:
         return Finding("model", model, subject, "ok", "answered a 1-token request",
                        ms=_ms(started))
     problem, detail = _problem(status, raw)
-    if problem == "MODEL_NOT_FOUND":
+    if problem == ProblemId.MODEL_NOT_FOUND:
         detail = f"{detail} — {did_you_mean(model, models)}"
     return Finding("model", model, subject, "fail", detail, problem, _ms(started))

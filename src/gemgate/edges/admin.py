@@ -19,7 +19,8 @@ from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.access.vkeys import VirtualKey
 from gemgate.ledger import reports
 from gemgate.ledger.schema import read_only
-from gemgate.pipeline.stages import REFUSAL_STATUS
+from gemgate.problems import ProblemId
+from gemgate.problems import problem as problem_record
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
@@ -60,19 +61,20 @@ class AdminEdge:
         async def guarded(request: web.Request) -> web.StreamResponse:
             lang = lang_of(request)
             if not self._is_admin(request):
-                return json_reply(403, gateway_error(403, "ADMIN_ONLY", lang))
+                return json_reply(403, gateway_error(403, ProblemId.ADMIN_ONLY, lang))
             if needs_ledger and self.keys is None:
-                return json_reply(503, gateway_error(503, "LEDGER_DISABLED", lang))
+                return json_reply(503, gateway_error(503, ProblemId.LEDGER_DISABLED, lang))
             try:
                 return await handler(request)
             except KeyNotFound as exc:
-                return json_reply(404, gateway_error(404, "VKEY_NOT_FOUND", lang, str(exc)))
+                return json_reply(404, gateway_error(404, ProblemId.VKEY_NOT_FOUND, lang, str(exc)))
             except KeyConflict as exc:
-                return json_reply(409, gateway_error(409, "VKEY_CONFLICT", lang, str(exc)))
+                return json_reply(409, gateway_error(409, ProblemId.VKEY_CONFLICT, lang, str(exc)))
             except (KeyInvalid, reports.ReportError) as exc:
-                return json_reply(400, gateway_error(400, "INVALID_REQUEST", lang, str(exc)))
+                return json_reply(400, gateway_error(400, ProblemId.INVALID_REQUEST, lang,
+                                                     str(exc)))
             except BodyRefused as exc:
-                status = REFUSAL_STATUS[exc.problem]
+                status = problem_record(exc.problem).status
                 return json_reply(status, gateway_error(status, exc.problem, lang))
 
         return guarded

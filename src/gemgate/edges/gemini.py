@@ -14,6 +14,7 @@ from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
+from gemgate.problems import ProblemId
 from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS
 
@@ -171,7 +172,7 @@ class GeminiEdge:
         return response
 
     def _interruption(self, call: Call) -> bytes:
-        payload = orjson.dumps(gateway_error(503, "STREAM_INTERRUPTED", call.lang,
+        payload = orjson.dumps(gateway_error(503, ProblemId.STREAM_INTERRUPTED, call.lang,
                                              "The upstream stream was interrupted."))
         return b"data: " + payload + b"\r\n\r\n" if call.sse else b",\r\n" + payload + b"]"
 
@@ -179,7 +180,7 @@ class GeminiEdge:
 def unknown_route() -> web.RouteDef:
     async def unknown(request: web.Request) -> web.Response:
         lang = lang_of(request)
-        payload = gateway_error(404, "UNKNOWN_ROUTE", lang,
+        payload = gateway_error(404, ProblemId.UNKNOWN_ROUTE, lang,
                                 f"gemgate does not serve {request.method} {request.path}.")
         return json_reply(404, payload)
 

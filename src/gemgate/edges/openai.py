@@ -36,7 +36,7 @@ from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.rights import Refusal
 from gemgate.pipeline.stages import Pipeline, refusal
-from gemgate.problems import hint
+from gemgate.problems import ProblemId, hint
 from gemgate.secrets import scrub
 from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify
 from gemgate.upstream.client import NETWORK_ERRORS
@@ -186,9 +186,9 @@ class OpenAIEdge:
                 if not chunk:
                     if not translator.finished:  # cut off before Google said it was done
                         progress.verdict, status = NETWORK_FAILURE, 502
-                        await response.write(self._error_event(call, 502, "STREAM_INTERRUPTED",
-                                                               "The upstream stream was "
-                                                               "interrupted."))
+                        await response.write(self._error_event(
+                            call, 502, ProblemId.STREAM_INTERRUPTED,
+                            "The upstream stream was interrupted."))
                     break
                 progress.relayed(chunk)
             if status == 200 and include_usage:
@@ -206,7 +206,7 @@ class OpenAIEdge:
         except orjson.JSONDecodeError:
             parsed = None
         if not isinstance(parsed, dict):
-            await response.write(self._error_event(call, 502, "UPSTREAM_INTERNAL",
+            await response.write(self._error_event(call, 502, ProblemId.UPSTREAM_INTERNAL,
                                                    "The upstream sent an unreadable event."))
             return NETWORK_FAILURE, 502
         if isinstance(parsed.get("error"), dict):
@@ -221,7 +221,8 @@ class OpenAIEdge:
             await response.write(event(_dumps(piece)))
         return None
 
-    def _error_event(self, call: Call, status: int, problem: str | None, message: str) -> bytes:
+    def _error_event(self, call: Call, status: int, problem: ProblemId | None,
+                     message: str) -> bytes:
         return event(_dumps(openai_error(status, message, problem,
                                          hint(problem, call.lang) if problem else None)))
 
@@ -277,7 +278,7 @@ class OpenAIEdge:
             judged = self.aliases.get(name, name)
             if refused is None and call.tenant is not None and \
                     not call.tenant.allows_model(judged):
-                refused = Refusal("MODEL_NOT_ALLOWED", 403, f"This key may not use {name}.")
+                refused = Refusal(ProblemId.MODEL_NOT_ALLOWED, 403, f"This key may not use {name}.")
             if refused is not None:
                 return await self.refuse(call, refused)
             await self.flow.finish(call, 200, None)
@@ -344,9 +345,9 @@ class OpenAIEdge:
                           from_google(google, refused.status, refused.problem), extra)
 
     async def invalid(self, call: Call, exc: RequestInvalid) -> web.Response:
-        await self.flow.finish(call, 400, "OPENAI_REQUEST_INVALID")
-        return self._json(call, 400, openai_error(400, str(exc), "OPENAI_REQUEST_INVALID",
-                                                  hint("OPENAI_REQUEST_INVALID", call.lang),
+        await self.flow.finish(call, 400, ProblemId.OPENAI_REQUEST_INVALID)
+        return self._json(call, 400, openai_error(400, str(exc), ProblemId.OPENAI_REQUEST_INVALID,
+                                                  hint(ProblemId.OPENAI_REQUEST_INVALID, call.lang),
                                                   exc.param))
 
     async def failed(self, call: Call, answer: Answer) -> web.Response:

@@ -16,41 +16,12 @@ from multidict import CIMultiDict
 from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
-from gemgate.problems import hint, language
+from gemgate.problems import ProblemId, hint, language
+from gemgate.problems import problem as problem_record
 from gemgate.secrets import scrub
 
 JSON_TYPE = "application/json; charset=UTF-8"
 
-_OWN_MESSAGES = {
-    "ALL_PROJECTS_COOLING": "All upstream projects are waiting out Google quota limits.",
-    "NO_QUOTA_ROOM": "No upstream project has quota room for this model before the deadline.",
-    "BAD_PRIORITY": "Unknown priority.",
-    "NO_HEALTHY_KEYS": "No upstream key is available: every key is disabled.",
-    "UPSTREAM_TIMEOUT": "Google did not answer before the request's deadline.",
-    "UPSTREAM_UNREACHABLE": "gemgate could not reach Google.",
-    "TOKEN_MISSING": "No gemgate token was sent with the request.",
-    "TOKEN_INVALID": "The gemgate token is not valid.",
-    "GOOGLE_KEY_SENT": "A Google API key was sent where a gemgate token belongs.",
-    "BODY_TOO_LARGE": "The request body is too large.",
-    "BODY_UNREADABLE": "The request body could not be read.",
-    "BODY_TIMEOUT": "The request body did not arrive in time.",
-    "RESOURCE_NOT_FOUND": "Requested entity was not found.",
-    "PATH_INVALID": "The request path has '.' or '..' segments, or encoded separators or "
-                    "control characters.",
-    "MALFORMED_JSON": "Invalid JSON payload received.",
-    "UNKNOWN_ROUTE": "gemgate does not serve this path.",
-    "ADMIN_ONLY": "The admin key is required.",
-    "UPLOAD_UNKNOWN": "Unknown or expired upload session.",
-    "GATEWAY_FAULT": "gemgate failed to handle the request.",
-    "KEY_REVOKED": "This gemgate key has been revoked.",
-    "KEY_EXPIRED": "This gemgate key has expired.",
-    "KEY_DISABLED": "This gemgate key is disabled.",
-    "IP_NOT_ALLOWED": "This gemgate key may not be used from this IP address.",
-    "LEDGER_DISABLED": "The ledger is disabled.",
-    "PROVIDER_UNSUPPORTED": "A provider's model answers only generateContent calls.",
-    "PROVIDER_KEYS_RESTING": "Every key of the fallback provider is resting.",
-    "PROVIDER_UNAVAILABLE": "gemgate could not reach the fallback provider.",
-}
 
 
 def lang_of(request: web.Request) -> str:
@@ -71,15 +42,15 @@ def json_reply(status: int, payload: dict[str, Any],
                         content_type="application/json", charset="UTF-8")
 
 
-def gateway_error(status: int, problem: str, lang: str, message: str | None = None,
+def gateway_error(status: int, problem: ProblemId, lang: str, message: str | None = None,
                   details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    payload = error_dict(status, message or _OWN_MESSAGES.get(problem, problem),
+    payload = error_dict(status, message or problem_record(problem).message or problem,
                          STATUS_BY_CODE.get(status), details)
     payload["error"]["hint"] = hint(problem, lang)
     return payload
 
 
-def upstream_error(body: bytes, problem: str | None, lang: str) -> dict[str, Any] | None:
+def upstream_error(body: bytes, problem: ProblemId | None, lang: str) -> dict[str, Any] | None:
     """Google's own error object with the hint added; None when the body is not one. (The relay
     has already masked the key that was used; anything else key-shaped is masked here.)"""
     try:
@@ -96,7 +67,7 @@ def upstream_error(body: bytes, problem: str | None, lang: str) -> dict[str, Any
 
 
 def cooling_error(lang: str, retry_after_s: float, quota_error: bytes,
-                  problem: str = "ALL_PROJECTS_COOLING") -> dict[str, Any]:
+                  problem: ProblemId = ProblemId.ALL_PROJECTS_COOLING) -> dict[str, Any]:
     """429 RESOURCE_EXHAUSTED with RetryInfo for the soonest recovery, and the QuotaFailure
     from Google's last 429 so the client still sees which quota ran out."""
     details: list[dict[str, Any]] = []
@@ -136,11 +107,11 @@ def google_error_of(call: Call, answer: Answer) -> dict[str, Any]:
     payload = None
     if answer.body and answer.gateway_problem is None:
         payload = upstream_error(answer.body, problem, call.lang)
-    if payload is None and problem in ("ALL_PROJECTS_COOLING", "NO_QUOTA_ROOM"):
+    if payload is None and problem in (ProblemId.ALL_PROJECTS_COOLING, ProblemId.NO_QUOTA_ROOM):
         payload = cooling_error(call.lang, answer.retry_after_s or 0.0, answer.quota_error,
                                 problem)
     if payload is None:
-        payload = gateway_error(answer.status, problem or "UPSTREAM_INTERNAL", call.lang,
+        payload = gateway_error(answer.status, problem or ProblemId.UPSTREAM_INTERNAL, call.lang,
                                 answer.message)
         if answer.cause:  # the fix is the cause's: replace the keys, enable the API, …
             payload["error"]["hint"] = hint(answer.cause, call.lang)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gemgate.logs import access_log
+from gemgate.problems import ProblemId
 
 from .replies import gateway_error, json_reply, lang_of, new_request_id
 
@@ -37,14 +38,14 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         lang = lang_of(request)
-        problem = "BODY_TOO_LARGE" if exc.status == 413 else "UNKNOWN_ROUTE"
+        problem = ProblemId.BODY_TOO_LARGE if exc.status == 413 else ProblemId.UNKNOWN_ROUTE
         return json_reply(exc.status, gateway_error(exc.status, problem, lang, exc.reason))
     except Exception:
         request_id = new_request_id()
         log.exception("unhandled failure on %s %s (request %s)", request.method, request.path,
                       request_id)
         lang = lang_of(request)
-        return json_reply(500, gateway_error(500, "GATEWAY_FAULT", lang),
+        return json_reply(500, gateway_error(500, ProblemId.GATEWAY_FAULT, lang),
                           {"x-gemgate-request-id": request_id})
 
 

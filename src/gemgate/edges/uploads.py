@@ -21,6 +21,7 @@ from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline import guard
 from gemgate.pipeline.relay import response_headers
 from gemgate.pipeline.stages import refusal
+from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
@@ -109,7 +110,7 @@ class UploadEdge:
         session = self._sessions.get(upload_id)
         lang = lang_of(request)
         if session is None:
-            return json_reply(404, gateway_error(404, "UPLOAD_UNKNOWN", lang))
+            return json_reply(404, gateway_error(404, ProblemId.UPLOAD_UNKNOWN, lang))
         headers = {k: v for k, v in request.headers.items() if forwardable(k)}
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
@@ -121,7 +122,7 @@ class UploadEdge:
             body = scrub(await upstream.read(), session.secret)
             upstream.release()
         except NETWORK_ERRORS:
-            return json_reply(502, gateway_error(502, "UPSTREAM_UNREACHABLE", lang))
+            return json_reply(502, gateway_error(502, ProblemId.UPSTREAM_UNREACHABLE, lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
             self._sessions.pop(upload_id, None)
             await self.gemini.flow.owners.created(session.tenant, body, session.project)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
+from gemgate.problems import ProblemId
 from gemgate.secrets import StreamScrubber
 
 if TYPE_CHECKING:
@@ -63,14 +64,14 @@ class Answer:
     lease: Lease | None = None  # held until a stream ends, so in-flight counts stay true
     grant: Grant | None = None  # the stream's quota reservation, settled when it ends
     verdict: Verdict | None = None  # why an upstream error is being passed on
-    gateway_problem: str | None = None  # gemgate's own refusal (no room, no keys, deadline)
+    gateway_problem: ProblemId | None = None  # gemgate's own refusal (no room, no keys, deadline)
     retry_after_s: float | None = None
     quota_error: bytes = b""  # the last upstream 429, whose QuotaFailure explains a refusal
     usage: dict[str, Any] | None = None  # Google's usageMetadata, found once for all readers
     secret: str | None = None  # the upstream key used, to mask in what else it answers
     message: str | None = None  # gemgate's own words for a refusal, when more than its id's
-    cause: str | None = None  # the problem behind a refusal, whose hint says how to fix it
+    cause: ProblemId | None = None  # the problem behind a refusal, whose hint says how to fix it
 
     @property
-    def problem(self) -> str | None:
+    def problem(self) -> ProblemId | None:
         return self.gateway_problem or (self.verdict.problem if self.verdict else None)

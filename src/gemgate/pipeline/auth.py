@@ -21,6 +21,7 @@ from gemgate.access.book import KeyBook
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import TenantConfig
 from gemgate.pipeline.call import Tenant
+from gemgate.problems import ProblemId
 
 log = logging.getLogger("gemgate.auth")
 _GOOGLE_KEY = re.compile(r"^AIza[0-9A-Za-z_\-]{35}$")
@@ -118,31 +119,32 @@ class Authenticator:
                         "revoke every virtual key to open it again", self.book.active)
 
     def authenticate(self, request: web.Request,
-                     client_ip: str | None) -> tuple[Tenant | None, str | None]:
+                     client_ip: str | None) -> tuple[Tenant | None, ProblemId | None]:
         """The tenant, or the id of the problem that refuses the request."""
         token = client_token(request)
         if token and _GOOGLE_KEY.match(token):
-            return None, "GOOGLE_KEY_SENT"
+            return None, ProblemId.GOOGLE_KEY_SENT
         if self.open:
             return ANONYMOUS, None
         if token is None:
-            return None, "TOKEN_MISSING"
+            return None, ProblemId.TOKEN_MISSING
         key = self.book.find(token)
         if key is not None:
             return self._key_tenant(key, client_ip)
         tenant = self._by_digest.get(_digest(token))
         if tenant is None:
-            return None, "TOKEN_INVALID"
+            return None, ProblemId.TOKEN_INVALID
         return tenant, None
 
     @staticmethod
-    def _key_tenant(key: VirtualKey, address: str | None) -> tuple[Tenant | None, str | None]:
+    def _key_tenant(key: VirtualKey,
+                    address: str | None) -> tuple[Tenant | None, ProblemId | None]:
         if key.revoked_at is not None:
-            return None, "KEY_REVOKED"
+            return None, ProblemId.KEY_REVOKED
         if key.expired(time.time()):
-            return None, "KEY_EXPIRED"
+            return None, ProblemId.KEY_EXPIRED
         if not key.spec.enabled:
-            return None, "KEY_DISABLED"
+            return None, ProblemId.KEY_DISABLED
         if not key.allows_ip(address):
-            return None, "IP_NOT_ALLOWED"
+            return None, ProblemId.IP_NOT_ALLOWED
         return Tenant(key.name, key.spec.priority, key=key), None

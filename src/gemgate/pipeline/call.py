@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gemgate.problems import ProblemId
+
 if TYPE_CHECKING:
     from gemgate.access.vkeys import VirtualKey
     from gemgate.scheduling.windows import Bucket
@@ -36,7 +38,7 @@ class Attempt:
     project: str
     masked_key: str
     status: int  # 0 when no HTTP answer came (connection error, timeout)
-    problem: str | None
+    problem: ProblemId | None
     upstream_ms: float
     provider: str | None = None  # an OpenAI-compatible provider's name; None for Google
 

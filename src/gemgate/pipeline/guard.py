@@ -8,12 +8,13 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from gemgate.pipeline.call import Call
+from gemgate.problems import ProblemId
 
 MODEL_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "countTokens",
                            "embedContent", "batchEmbedContents"})
 
 
-def check_path(call: Call) -> str | None:
+def check_path(call: Call) -> ProblemId | None:
     """PATH_INVALID for a path that would mean something else once Google normalises it:
     `files/../models/gemini-2.5-pro:generateContent` must not slip past the model's rights,
     nor an encoded `/`, `\\` or control character past the checks that read the path."""
@@ -24,7 +25,7 @@ def check_path(call: Call) -> str | None:
         plain = unquote(segment)
         if plain in (".", "..") or any(c in plain for c in "/\\") or \
                 any(ord(c) < 32 or ord(c) == 127 for c in plain):
-            return "PATH_INVALID"
+            return ProblemId.PATH_INVALID
     return None
 
 
@@ -39,7 +40,7 @@ def describe(call: Call) -> None:
         call.sse = ("alt", "sse") in parse_qsl(call.query) if call.query else False
 
 
-def check_json(call: Call) -> str | None:
+def check_json(call: Call) -> ProblemId | None:
     """MALFORMED_JSON when a model call's body is not a JSON object; the parsed body otherwise
     stays on the call for later stages."""
     if call.action not in MODEL_ACTIONS or call.method != "POST":
@@ -47,5 +48,5 @@ def check_json(call: Call) -> str | None:
     try:
         call.parsed = orjson.loads(call.body) if call.body else {}
     except orjson.JSONDecodeError:
-        return "MALFORMED_JSON"
-    return None if isinstance(call.parsed, dict) else "MALFORMED_JSON"
+        return ProblemId.MALFORMED_JSON
+    return None if isinstance(call.parsed, dict) else ProblemId.MALFORMED_JSON

@@ -20,6 +20,7 @@ from gemgate.ledger.record import Record
 from gemgate.ledger.writer import Ledger
 from gemgate.pipeline.call import Call
 from gemgate.prices import PriceBook, Tokens
+from gemgate.problems import ProblemId
 
 log = logging.getLogger("gemgate.meter")
 GEMINI = "gemini"
@@ -34,7 +35,7 @@ class Meter:
         self.commit_timeout_s = commit_timeout_s
         self.clock = clock
 
-    def record(self, call: Call, status: int, problem: str | None,
+    def record(self, call: Call, status: int, problem: ProblemId | None,
                usage: dict[str, Any] | None, cancelled: bool = False,
                wait: bool = True) -> asyncio.Future[None] | None:
         """Charges the request and queues its record; None when there is nothing to await."""
@@ -68,7 +69,7 @@ class Meter:
             priority=call.priority, client_ip=call.client_ip)
         return self.ledger.add(record, wait)
 
-    async def commit(self, call: Call, status: int, problem: str | None,
+    async def commit(self, call: Call, status: int, problem: ProblemId | None,
                      usage: dict[str, Any] | None) -> None:
         """Records the request and waits for the commit — up to `commit_timeout_s`: a stalled
         disk must not hold answers hostage (the record stays queued and is written later)."""

@@ -25,9 +25,10 @@ from gemgate.config import RetryConfig
 from gemgate.pipeline.answer import Answer, GoogleStream
 from gemgate.pipeline.call import Attempt, Call
 from gemgate.pipeline.route import Router
+from gemgate.problems import ProblemId, may_fall_back, problem
 from gemgate.scheduling.estimate import estimate_tokens
 from gemgate.scheduling.limits import LimitBook
-from gemgate.scheduling.scheduler import Ask, Grant, Refusal, Scheduler
+from gemgate.scheduling.scheduler import Ask, Grant, NoRoom, Scheduler
 from gemgate.secrets import StreamScrubber, scrub, scrub_headers
 from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_of
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
@@ -39,18 +40,12 @@ from gemgate.usage import find_usage
 QUOTA_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "embedContent",
                            "batchEmbedContents"})
 GENERATE_ACTIONS = frozenset({"generateContent", "streamGenerateContent"})
-# Outcomes after which the next model of the chain (or another provider) may do better.
-_FALL_BACK_ON = frozenset({"MODEL_OVERLOADED", "QUOTA_EXHAUSTED", "NO_QUOTA_ROOM",
-                           "ALL_PROJECTS_COOLING", "NO_HEALTHY_KEYS", "UPSTREAM_UNREACHABLE",
-                           "UPSTREAM_INTERNAL", "PROVIDER_RATE_LIMITED", "PROVIDER_KEY_INVALID",
-                           "PROVIDER_UNAVAILABLE", "PROVIDER_KEYS_RESTING"})
 # Google's advice for 500 INTERNAL is to retry once: a second 500 for the same body (from
 # another project, where the retry goes) says the body is the cause — a request Google's
 # parser chokes on would otherwise be sent five times. 503s and lost connections keep the
 # whole retry budget.
 _MAX_INTERNAL_ERRORS = 2
-_REFUSAL_STATUS = {"NO_QUOTA_ROOM": 429, "ALL_PROJECTS_COOLING": 429, "NO_HEALTHY_KEYS": 503}
-_PROVIDER_DOWN = Verdict("PROVIDER_UNAVAILABLE", retry=True, reason="connection failed")
+_PROVIDER_DOWN = Verdict(ProblemId.PROVIDER_UNAVAILABLE, retry=True, reason="connection failed")
 
 
 _ERROR_STARTS = (b'data: {"error"', b'[{"error"', b'{"error"')
@@ -82,7 +77,7 @@ class Relay:
 
     async def forward(self, call: Call) -> Answer:
         chain = self.router.chain(call)
-        answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
+        answer = Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT)
         for index, model in enumerate(chain):
             last_link = index == len(chain) - 1
             if index:
@@ -94,12 +89,12 @@ class Relay:
                 answer = await self._through_provider(call, link)
             else:
                 answer = await self._through_model(call, patience)
-            if last_link or answer.problem not in _FALL_BACK_ON or call.remaining() <= 0:
+            if last_link or not may_fall_back(answer.problem) or call.remaining() <= 0:
                 return answer
         return answer
 
     async def _admit(self, call: Call, patience: float, excluded: set[str],
-                     tried: set[str]) -> Grant | Refusal | None:
+                     tried: set[str]) -> Grant | NoRoom | None:
         """A quota reservation for this attempt; None when the call spends no model quota."""
         if self.scheduler is None or call.action not in QUOTA_ACTIONS:
             return None
@@ -119,10 +114,10 @@ class Relay:
         attempt = internal_errors = 0
         while attempt < self.retry.attempts:
             grant = await self._admit(call, min(patience, call.remaining()), excluded, tried)
-            if isinstance(grant, Refusal):
-                if grant.problem == "NO_HEALTHY_KEYS":
+            if isinstance(grant, NoRoom):
+                if grant.problem == ProblemId.NO_HEALTHY_KEYS:
                     return self._no_key(call, last, quota_error)
-                return Answer(_REFUSAL_STATUS[grant.problem], gateway_problem=grant.problem,
+                return Answer(problem(grant.problem).status, gateway_problem=grant.problem,
                               retry_after_s=grant.retry_after_s, quota_error=quota_error)
             only = grant.project if grant is not None else call.affinity
             lease = self.pool.acquire(only=only, model=call.model)
@@ -146,7 +141,8 @@ class Relay:
                 if verdict.ok and call.action in QUOTA_ACTIONS:
                     answer.usage = find_usage(answer.body)
                 if grant is not None:
-                    counted = verdict.problem not in ("QUOTA_EXHAUSTED", "UPSTREAM_UNREACHABLE")
+                    counted = verdict.problem not in (ProblemId.QUOTA_EXHAUSTED,
+                                                      ProblemId.UPSTREAM_UNREACHABLE)
                     self._settle(grant, _prompt_tokens(answer.usage), counted)
             else:
                 answer.grant = grant
@@ -156,26 +152,26 @@ class Relay:
                 internal_errors += 1
                 if internal_errors >= _MAX_INTERNAL_ERRORS:
                     return answer
-            if verdict.problem == "QUOTA_EXHAUSTED":
+            if verdict.problem == ProblemId.QUOTA_EXHAUSTED:
                 quota_error = answer.body
             if last is None or not _own_fault(verdict) or last.verdict is None or \
                     _own_fault(last.verdict):
                 last = answer  # Google's answer about the request explains more than our key's
             if not await self._wait_to_retry(call, attempt, verdict):
                 break
-        return last if last is not None else Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
+        return last if last is not None else Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT)
 
     async def _through_provider(self, call: Call, link: Link) -> Answer:
         """The provider's keys in turn, with backoff on its server errors, until an answer
         worth passing on or the deadline."""
         if call.action not in GENERATE_ACTIONS:
-            return Answer(400, gateway_problem="PROVIDER_UNSUPPORTED")
+            return Answer(400, gateway_problem=ProblemId.PROVIDER_UNSUPPORTED)
         provider = link.provider
         last: Answer | None = None
         for attempt in range(1, self.retry.attempts + 1):
             key = provider.next_key(time.monotonic())
             if key is None:
-                return last or Answer(429, gateway_problem="PROVIDER_KEYS_RESTING",
+                return last or Answer(429, gateway_problem=ProblemId.PROVIDER_KEYS_RESTING,
                                       retry_after_s=provider.soonest(time.monotonic()))
             started = time.perf_counter()
             try:
@@ -183,10 +179,11 @@ class Relay:
                     answer, verdict = await self.providers.attempt(call, link, key)
             except TimeoutError:
                 verdict = TIMEOUT
-                answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT", verdict=verdict)
+                answer = Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT, verdict=verdict)
             except NETWORK_ERRORS:
                 verdict = _PROVIDER_DOWN
-                answer = Answer(502, gateway_problem="PROVIDER_UNAVAILABLE", verdict=verdict)
+                answer = Answer(502, gateway_problem=ProblemId.PROVIDER_UNAVAILABLE,
+                                verdict=verdict)
             call.attempts.append(Attempt(provider.name, key.masked, answer.status if
                                          answer.gateway_problem is None else 0, verdict.problem,
                                          (time.perf_counter() - started) * 1000, provider.name))
@@ -195,7 +192,7 @@ class Relay:
             last = answer
             if not await self._wait_to_retry(call, attempt, verdict):
                 break
-        return last or Answer(504, gateway_problem="UPSTREAM_TIMEOUT")
+        return last or Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT)
 
     def _attempt_limit(self, call: Call) -> float:
         limit = call.remaining()
@@ -241,14 +238,14 @@ class Relay:
     def _no_key(self, call: Call, last: Answer | None, quota_error: bytes) -> Answer:
         soonest = self.pool.soonest_recovery(call.model)
         if soonest is not None:
-            return Answer(429, gateway_problem="ALL_PROJECTS_COOLING", retry_after_s=soonest,
-                          quota_error=quota_error)
+            return Answer(429, gateway_problem=ProblemId.ALL_PROJECTS_COOLING,
+                          retry_after_s=soonest, quota_error=quota_error)
         if last is not None and last.verdict is not None and last.verdict.action == "none":
             return last
         why = self.pool.why_unusable()
         if why is None:
-            return Answer(503, gateway_problem="NO_HEALTHY_KEYS")
-        return Answer(503, gateway_problem="NO_HEALTHY_KEYS", cause=why[1],
+            return Answer(503, gateway_problem=ProblemId.NO_HEALTHY_KEYS)
+        return Answer(503, gateway_problem=ProblemId.NO_HEALTHY_KEYS, cause=why[1],
                       message=f"No upstream key is available: {why[0]}.")
 
     async def _attempt(self, call: Call, lease: Lease) -> tuple[Answer, Verdict]:
@@ -270,10 +267,10 @@ class Relay:
                                     verdict=verdict, secret=lease.key.secret)
         except TimeoutError:
             verdict = TIMEOUT
-            answer = Answer(504, gateway_problem="UPSTREAM_TIMEOUT", verdict=verdict)
+            answer = Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT, verdict=verdict)
         except NETWORK_ERRORS:
             verdict = NETWORK_FAILURE
-            answer = Answer(502, gateway_problem="UPSTREAM_UNREACHABLE", verdict=verdict)
+            answer = Answer(502, gateway_problem=ProblemId.UPSTREAM_UNREACHABLE, verdict=verdict)
         call.attempts.append(Attempt(lease.project.name, lease.key.masked, status,
                                      verdict.problem, (time.perf_counter() - started) * 1000))
         return answer, verdict
@@ -296,7 +293,7 @@ class Relay:
             status = _status_of(body) or 502
             return Answer(status, [("content-type", "application/json; charset=UTF-8")], body,
                           verdict=verdict, gateway_problem=None if body else
-                          "UPSTREAM_UNREACHABLE"), verdict
+                          ProblemId.UPSTREAM_UNREACHABLE), verdict
         answer = Answer(200, response_headers(upstream, lease.key.secret), stream=stream,
                         first_chunk=first, lease=lease, secret=lease.key.secret)
         return answer, classify(200, b"")

@@ -14,12 +14,13 @@ from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    problem: str
+    problem: ProblemId
     status: int
     message: str
     retry_after_s: float | None = None
@@ -34,13 +35,13 @@ class Rights:
         if key is None:
             return None
         if call.model and not key.allows_model(call.model):
-            return Refusal("MODEL_NOT_ALLOWED", 403,
+            return Refusal(ProblemId.MODEL_NOT_ALLOWED, 403,
                            f"Virtual key {key.name!r} may not use model {call.model}; it may "
                            f"use: {', '.join(key.spec.models)}.")
         stop = self.budgets.check(key)
         if stop is not None:
             resets = datetime.fromtimestamp(stop.resets_at, self.budgets.zone)
-            return Refusal("BUDGET_EXCEEDED", 429,
+            return Refusal(ProblemId.BUDGET_EXCEEDED, 429,
                            f"Virtual key {key.name!r} has spent {stop.spent_usd:.6f} USD of its "
                            f"{stop.kind} budget of {stop.budget_usd:.6f} USD; the budget resets "
                            f"at {resets.isoformat(timespec='seconds')}.",
@@ -56,7 +57,7 @@ class Rights:
         if wait > 0:
             limits = ", ".join(f"{n} {v}" for n, v in (("RPM", key.spec.rpm),
                                                         ("TPM", key.spec.tpm)) if v)
-            return Refusal("KEY_RATE_LIMITED", 429,
+            return Refusal(ProblemId.KEY_RATE_LIMITED, 429,
                            f"Virtual key {key.name!r} is over its own rate limit ({limits}).",
                            wait)
         return None

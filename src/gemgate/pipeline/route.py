@@ -10,6 +10,7 @@ from aiohttp import web
 from gemgate.config import Settings
 from gemgate.pipeline import auto
 from gemgate.pipeline.call import Call
+from gemgate.problems import ProblemId
 from gemgate.scheduling.scheduler import PRIORITIES
 
 _OFF = {"off", "none", "false", "0", "no"}
@@ -37,15 +38,15 @@ class Router:
         return bool(slash) and provider in self.providers and \
             _PROVIDER_MODEL.fullmatch(rest) is not None
 
-    def route(self, call: Call, request: web.Request) -> str | None:
+    def route(self, call: Call, request: web.Request) -> ProblemId | None:
         """Settles model, priority and fallback; the id of a problem when the request is bad."""
         if call.model and not self.valid_model(call.model):
             call.refused_model, call.model = call.model, ""  # never echoed in a header
-            return "MODEL_NAME_INVALID"
+            return ProblemId.MODEL_NAME_INVALID
         asked = request.headers.get("x-gemgate-priority")
         if asked is not None:
             if asked.strip().lower() not in PRIORITIES:
-                return "BAD_PRIORITY"
+                return ProblemId.BAD_PRIORITY
             call.priority = asked.strip().lower()
         elif call.tenant is not None:
             call.priority = call.tenant.priority

@@ -25,18 +25,11 @@ from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Refusal, Rights
 from gemgate.pipeline.route import Router
+from gemgate.problems import ProblemId
+from gemgate.problems import problem as problem_record
 from gemgate.upstream.affinity import ResourceOwners, collection, single
 from gemgate.upstream.classify import OK, Verdict
 from gemgate.upstream.client import forwardable
-
-# The HTTP status of each refusal made before the relay (rights bring their own).
-REFUSAL_STATUS = {"TOKEN_MISSING": 401, "TOKEN_INVALID": 401, "GOOGLE_KEY_SENT": 401,
-                  "KEY_REVOKED": 401, "KEY_EXPIRED": 401, "KEY_DISABLED": 403,
-                  "IP_NOT_ALLOWED": 403, "MALFORMED_JSON": 400, "BODY_TOO_LARGE": 413,
-                  "BODY_UNREADABLE": 400, "BODY_TIMEOUT": 408, "MODEL_NAME_INVALID": 400,
-                  "PATH_INVALID": 400,
-                  "RESOURCE_NOT_FOUND": 404,
-                  "BAD_PRIORITY": 400}
 
 
 @dataclass(slots=True)
@@ -51,9 +44,9 @@ class StreamProgress:
         self.tail = (self.tail + chunk)[-8192:]
 
 
-def refusal(problem: str, message: str = "") -> Refusal:
+def refusal(problem: ProblemId, message: str = "") -> Refusal:
     """A refusal with its usual status; an empty message means the problem's own."""
-    return Refusal(problem, REFUSAL_STATUS[problem], message)
+    return Refusal(problem, problem_record(problem).status, message)
 
 
 def _deadline_s(request: web.Request, default: float) -> float:
@@ -85,7 +78,7 @@ class Pipeline:
         call.client_ip = self.auth.address.of(request)
         return call
 
-    def authenticate(self, request: web.Request, call: Call) -> str | None:
+    def authenticate(self, request: web.Request, call: Call) -> ProblemId | None:
         """Sets the call's tenant; the id of the problem when the caller is refused."""
         tenant, problem = self.auth.authenticate(request, call.client_ip)
         call.tenant = tenant
@@ -94,7 +87,7 @@ class Pipeline:
     def admit(self, call: Call, request: web.Request) -> Refusal | None:
         """Route, then rights: which model answers, and may this caller have it now."""
         problem = self.router.route(call, request)
-        if problem == "MODEL_NAME_INVALID":
+        if problem == ProblemId.MODEL_NAME_INVALID:
             return refusal(problem, f"Model name {call.refused_model[:200]!r} is not a valid "
                                     "model id.")
         if problem is not None:
@@ -105,7 +98,7 @@ class Pipeline:
         """Resources first (a tenant reaches only its own, in the project that holds them),
         then the relay; a successful create or delete updates who owns what."""
         if not self.owners.check(call):
-            return Answer(404, gateway_problem="RESOURCE_NOT_FOUND")
+            return Answer(404, gateway_problem=ProblemId.RESOURCE_NOT_FOUND)
         kind = collection(call)
         if kind is not None:
             return await listing(self.relay, self.owners, call, kind)
@@ -124,7 +117,7 @@ class Pipeline:
         with the usage in its last bytes."""
         self.relay.finish_stream(answer, verdict, tail)
 
-    async def finish(self, call: Call, status: int, problem: str | None,
+    async def finish(self, call: Call, status: int, problem: ProblemId | None,
                      usage: dict[str, Any] | None = None) -> None:
         """The request's access-log line and its ledger record, committed before the answer's
         last byte leaves."""
@@ -168,7 +161,7 @@ class Pipeline:
         self.meter.record(call, 499, progress.verdict.problem, answer.usage, cancelled=True,
                           wait=False)
 
-    def log(self, call: Call, status: int, problem: str | None,
+    def log(self, call: Call, status: int, problem: ProblemId | None,
             usage: dict[str, Any] | None = None) -> None:
         writer = access_log()
         if writer is None or not self.log_requests:

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
+from gemgate.problems import ProblemId
 from gemgate.scheduling.limits import LimitBook
 from gemgate.state import RateState, Reservation
 from gemgate.upstream.pool import KeyPool, ProjectState, set_aside
@@ -27,8 +28,10 @@ class Grant:
 
 
 @dataclass(slots=True)
-class Refusal:
-    problem: str  # NO_QUOTA_ROOM, ALL_PROJECTS_COOLING or NO_HEALTHY_KEYS
+class NoRoom:
+    """Why admission failed: no room in time, every project cooling, or no usable key."""
+
+    problem: ProblemId  # NO_QUOTA_ROOM, ALL_PROJECTS_COOLING or NO_HEALTHY_KEYS
     retry_after_s: float | None = None
 
 
@@ -51,7 +54,7 @@ class _Waiter:
     ask: Ask
     rank: int
     seq: int
-    future: asyncio.Future[Grant | Refusal]
+    future: asyncio.Future[Grant | NoRoom]
     estimate: float = 0.0
 
 
@@ -86,12 +89,12 @@ class Scheduler:
                                                _TIER_COST.get(p.tier, 9), p.in_flight,
                                                p.last_used))
 
-    def try_now(self, ask: Ask) -> tuple[Grant | Refusal | None, float]:
+    def try_now(self, ask: Ask) -> tuple[Grant | NoRoom | None, float]:
         """A grant if some project has room now; a refusal if none ever will; else None and
         the seconds until the soonest room."""
         candidates = self._candidates(ask)
         if not candidates:
-            return Refusal("NO_HEALTHY_KEYS"), 0.0
+            return NoRoom(ProblemId.NO_HEALTHY_KEYS), 0.0
         now = self.pool.clock()
         soonest = float("inf")
         for project in candidates:
@@ -107,7 +110,7 @@ class Scheduler:
             soonest = min(soonest, wait)
         return None, soonest
 
-    async def admit(self, ask: Ask, patience: float) -> Grant | Refusal:
+    async def admit(self, ask: Ask, patience: float) -> Grant | NoRoom:
         queue = self._queues.get(ask.model)
         if queue is None or not queue.waiters:  # nobody ahead: no need to queue
             decided, soonest = self.try_now(ask)
@@ -117,20 +120,21 @@ class Scheduler:
                 return self._refusal(ask, soonest)
         return await self._wait(ask, patience)
 
-    def _refusal(self, ask: Ask, soonest: float) -> Refusal:
+    def _refusal(self, ask: Ask, soonest: float) -> NoRoom:
         cooling_only = all(p.cooling_until(ask.model) > self.pool.clock()
                            for p in self._candidates(ask))
-        return Refusal("ALL_PROJECTS_COOLING" if cooling_only else "NO_QUOTA_ROOM", soonest)
+        return NoRoom(ProblemId.ALL_PROJECTS_COOLING if cooling_only
+                       else ProblemId.NO_QUOTA_ROOM, soonest)
 
     # ---- the queue ------------------------------------------------------------------------
 
-    async def _wait(self, ask: Ask, patience: float) -> Grant | Refusal:
+    async def _wait(self, ask: Ask, patience: float) -> Grant | NoRoom:
         queue = self._queues.setdefault(ask.model, _Queue())
         # A tenant arriving (or back from idling) starts level with the least served of those
         # waiting: credit saved while idle must not let a burst starve everyone else.
         floor = min((self._virtual.get(w.ask.tenant, 0.0) for w in queue.waiters), default=0.0)
         self._virtual[ask.tenant] = max(self._virtual.get(ask.tenant, 0.0), floor)
-        future: asyncio.Future[Grant | Refusal] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Grant | NoRoom] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(ask, PRIORITIES.get(ask.priority, 1), next(self._seq), future)
         queue.waiters.append(waiter)
         self.pump(ask.model)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from gemgate.google_errors import find_detail, parse_duration
+from gemgate.problems import ProblemId
 
 Action = Literal["none", "cool_project", "disable_key", "disable_project"]
 
@@ -24,7 +25,7 @@ _RESTRICTED_REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    problem: str | None  # an id in gemgate.problems, or None for a success
+    problem: ProblemId | None  # None for a success
     action: Action = "none"
     retry: bool = False  # another attempt may succeed
     elsewhere: bool = False  # retry at once on another key/project, without backoff
@@ -72,36 +73,36 @@ def classify(status: int, body: bytes) -> Verdict:
         violations = (failure or {}).get("violations") or [{}]
         violation = violations[0] if isinstance(violations[0], dict) else {}
         model = (violation.get("quotaDimensions") or {}).get("model")
-        return Verdict("QUOTA_EXHAUSTED", "cool_project", retry=True, elsewhere=True,
+        return Verdict(ProblemId.QUOTA_EXHAUSTED, "cool_project", retry=True, elsewhere=True,
                        cooldown_s=delay, reason=said, quota_model=model or None,
                        violation=violation or None)
     if reason == "API_KEY_INVALID" or status == 401:
-        return Verdict("API_KEY_INVALID", "disable_key", True, True, reason=said)
+        return Verdict(ProblemId.API_KEY_INVALID, "disable_key", True, True, reason=said)
     if reason == "SERVICE_DISABLED":
-        return Verdict("SERVICE_DISABLED", "disable_project", True, True, reason=said)
+        return Verdict(ProblemId.SERVICE_DISABLED, "disable_project", True, True, reason=said)
     if reason == "CONSUMER_SUSPENDED" or "has been suspended" in message:
-        return Verdict("CONSUMER_SUSPENDED", "disable_key", True, True, reason=said)
+        return Verdict(ProblemId.CONSUMER_SUSPENDED, "disable_key", True, True, reason=said)
     if reason in _RESTRICTED_REASONS:
-        return Verdict("API_KEY_RESTRICTED", "disable_key", True, True, reason=said)
+        return Verdict(ProblemId.API_KEY_RESTRICTED, "disable_key", True, True, reason=said)
     if "location is not supported" in message:
-        return Verdict("LOCATION_UNSUPPORTED", "disable_project", True, True, reason=said)
+        return Verdict(ProblemId.LOCATION_UNSUPPORTED, "disable_project", True, True, reason=said)
     if "free tier is not available in your country" in message:
-        return Verdict("FREE_TIER_UNAVAILABLE", "disable_project", True, True, reason=said)
+        return Verdict(ProblemId.FREE_TIER_UNAVAILABLE, "disable_project", True, True, reason=said)
     if status in (408, 504):
-        return Verdict("UPSTREAM_TIMEOUT", retry=True, reason=said)
+        return Verdict(ProblemId.UPSTREAM_TIMEOUT, retry=True, reason=said)
     if status == 503:
-        return Verdict("MODEL_OVERLOADED", retry=True, reason=said)
+        return Verdict(ProblemId.MODEL_OVERLOADED, retry=True, reason=said)
     if status in (500, 502):
-        return Verdict("UPSTREAM_INTERNAL", retry=True, reason=said)
+        return Verdict(ProblemId.UPSTREAM_INTERNAL, retry=True, reason=said)
     if status == 404 and "models/" in message:
-        return Verdict("MODEL_NOT_FOUND", reason=said)
+        return Verdict(ProblemId.MODEL_NOT_FOUND, reason=said)
     if status == 400:
-        return Verdict("INVALID_REQUEST", reason=said)
+        return Verdict(ProblemId.INVALID_REQUEST, reason=said)
     if status == 403:
-        return Verdict("PERMISSION_DENIED", reason=said)
-    return Verdict("UPSTREAM_INTERNAL" if status >= 500 else "INVALID_REQUEST",
+        return Verdict(ProblemId.PERMISSION_DENIED, reason=said)
+    return Verdict(ProblemId.UPSTREAM_INTERNAL if status >= 500 else ProblemId.INVALID_REQUEST,
                    retry=status >= 500, reason=said)
 
 
-NETWORK_FAILURE = Verdict("UPSTREAM_UNREACHABLE", retry=True, reason="connection failed")
-TIMEOUT = Verdict("UPSTREAM_TIMEOUT", retry=True, reason="no answer in time")
+NETWORK_FAILURE = Verdict(ProblemId.UPSTREAM_UNREACHABLE, retry=True, reason="connection failed")
+TIMEOUT = Verdict(ProblemId.UPSTREAM_TIMEOUT, retry=True, reason="no answer in time")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemgate.config import OutlierConfig, ProjectConfig
+from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key
 from gemgate.upstream.classify import Verdict
 from gemgate.upstream.outliers import Outlier, OutlierPolicy
@@ -29,7 +30,7 @@ class KeyState:
     project: ProjectState
     masked: str = ""
     disabled_reason: str | None = None
-    disabled_problem: str | None = None
+    disabled_problem: ProblemId | None = None
     disabled_at: float | None = None  # wall-clock time, for people
     in_flight: int = 0
     last_used: float = 0.0
@@ -60,7 +61,7 @@ class ProjectState:
     cooling: dict[str, float] = field(default_factory=dict)
     cooling_reason: str | None = None
     disabled_reason: str | None = None
-    disabled_problem: str | None = None
+    disabled_problem: ProblemId | None = None
     disabled_at: float | None = None
     in_flight: int = 0
     last_used: float = 0.0
@@ -76,7 +77,7 @@ class ProjectState:
     def usable(self) -> bool:
         return self.disabled_reason is None and any(k.disabled_reason is None for k in self.keys)
 
-    def unusable_reason(self) -> tuple[str, str | None] | None:
+    def unusable_reason(self) -> tuple[str, ProblemId | None] | None:
         """Why no request can use this project: (reason, problem id); None while it can. A
         project whose every key is disabled is as out of use as a disabled project."""
         if self.disabled_reason:
@@ -103,7 +104,7 @@ class ProjectState:
                 "keys": [k.view(now) for k in self.keys]}
 
 
-def _count(problems: Counter[str | None]) -> str:
+def _count(problems: Counter[ProblemId | None]) -> str:
     return ", ".join(f"{problem or 'unknown'} × {n}" for problem, n in problems.most_common())
 
 
@@ -259,7 +260,7 @@ class KeyPool:
         now = self.clock()
         return [p.view(now) for p in self.projects]
 
-    def why_unusable(self) -> tuple[str, str | None] | None:
+    def why_unusable(self) -> tuple[str, ProblemId | None] | None:
         """None while some key can serve some model; else what took every key out of use (a
         sentence, and the commonest problem id — whose hint says how to fix it)."""
         reasons = [p.unusable_reason() for p in self.projects]
@@ -270,15 +271,16 @@ class KeyPool:
         found = [r for r in reasons if r is not None]
         problems = Counter(problem for _, problem in found)
         problem = problems.most_common(1)[0][0]
-        words = _WHAT.get(problem or "", "disabled")
+        words = _WHAT.get(problem, "disabled") if problem else "disabled"
         return f"every upstream key is {words} ({_count(problems)})", problem
 
 
 # How each problem that takes keys out of use reads in "every upstream key is …".
-_WHAT = {"API_KEY_INVALID": "invalid", "CONSUMER_SUSPENDED": "suspended",
-         "API_KEY_RESTRICTED": "restricted", "SERVICE_DISABLED": "in a project without the API "
-         "enabled", "LOCATION_UNSUPPORTED": "in a region Google does not serve",
-         "FREE_TIER_UNAVAILABLE": "on a free tier not offered in this country"}
+_WHAT = {ProblemId.API_KEY_INVALID: "invalid", ProblemId.CONSUMER_SUSPENDED: "suspended",
+         ProblemId.API_KEY_RESTRICTED: "restricted",
+         ProblemId.SERVICE_DISABLED: "in a project without the API enabled",
+         ProblemId.LOCATION_UNSUPPORTED: "in a region Google does not serve",
+         ProblemId.FREE_TIER_UNAVAILABLE: "on a free tier not offered in this country"}
 
 
 def set_aside(outlier: Outlier, in_flight: int, now: float) -> int:

@@ -10,6 +10,7 @@ import logging
 import orjson
 
 from gemgate.pipeline.call import Call
+from gemgate.problems import ProblemId
 from gemgate.upstream.classify import classify
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, KeyState, Lease
@@ -54,7 +55,7 @@ class Prober:
         except (TimeoutError, *NETWORK_ERRORS):
             return False  # the network says nothing about the key
         verdict = classify(upstream.status, body)
-        if verdict.ok or verdict.problem == "MODEL_NOT_FOUND":
+        if verdict.ok or verdict.problem == ProblemId.MODEL_NOT_FOUND:
             self.pool.enable(key)
             log.info("key %s of project %s is healthy again and back in rotation",
                      key.masked, key.project.name)

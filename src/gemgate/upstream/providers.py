@@ -23,6 +23,7 @@ from gemgate.config import ProviderConfig
 from gemgate.google_errors import STATUS_BY_CODE, error_body
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
+from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key, scrub
 from gemgate.upstream.classify import OK, Verdict
 
@@ -68,14 +69,14 @@ class Link:
 def _verdict(status: int, body: bytes, retry_after: float | None) -> Verdict:
     said = f"{status}: {body[:200].decode(errors='replace')}"
     if status == 429:
-        return Verdict("PROVIDER_RATE_LIMITED", retry=True, elsewhere=True,
+        return Verdict(ProblemId.PROVIDER_RATE_LIMITED, retry=True, elsewhere=True,
                        cooldown_s=retry_after or RATE_REST_S, reason=said)
     if status in (401, 403):
-        return Verdict("PROVIDER_KEY_INVALID", retry=True, elsewhere=True,
+        return Verdict(ProblemId.PROVIDER_KEY_INVALID, retry=True, elsewhere=True,
                        cooldown_s=KEY_REST_S, reason=said)
     if status >= 500 or status in (408, 409):
-        return Verdict("PROVIDER_UNAVAILABLE", retry=True, reason=said)
-    return Verdict("PROVIDER_REFUSED", reason=said)
+        return Verdict(ProblemId.PROVIDER_UNAVAILABLE, retry=True, reason=said)
+    return Verdict(ProblemId.PROVIDER_REFUSED, reason=said)
 
 
 def _message(body: bytes) -> str:
@@ -257,7 +258,8 @@ class Providers:
         try:
             completion = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            verdict = Verdict("PROVIDER_UNAVAILABLE", retry=True, reason="answer is not JSON")
+            verdict = Verdict(ProblemId.PROVIDER_UNAVAILABLE, retry=True,
+                              reason="answer is not JSON")
             return error_answer(link.provider.name, 502, raw, verdict), verdict
         response = from_openai(completion, call.model)
         return Answer(200, [("content-type", JSON_TYPE)], orjson.dumps(response),
