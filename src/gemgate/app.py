@@ -22,15 +22,18 @@ from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
+from gemgate.edges.wire import ClientAddress
 from gemgate.ledger.owners import LedgerOwnerStore
 from gemgate.ledger.writer import Ledger
 from gemgate.logs import access_log
-from gemgate.pipeline.auth import Authenticator, ClientAddress
+from gemgate.pipeline.access_log import write_line
+from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.events import Events
+from gemgate.pipeline.flow import Pipeline
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router
-from gemgate.pipeline.stages import Pipeline
 from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
@@ -95,13 +98,15 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     keys = None if ledger is None else KeyService(ledger, book, budgets, rates,
                                                   settings.ledger.key_refresh_s)
     owners = ResourceOwners(LedgerOwnerStore(ledger) if ledger is not None else None)
-    auth = Authenticator(settings.tenants, book, ClientAddress(settings.trusted_proxies),
-                         open_when_empty=settings.loopback_only())
-    flow = Pipeline(auth, router, Rights(rates, budgets), relay,
-                    _meter(settings, ledger, budgets, rates, clock), owners,
-                    settings.deadline_s, settings.log_requests)
+    auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
+    events = Events()
+    if settings.log_requests:
+        events.subscribe(write_line)
+    events.record_with(_meter(settings, ledger, budgets, rates, clock).on_finished)
+    flow = Pipeline(auth, router, Rights(rates, budgets), relay, owners, events,
+                    settings.deadline_s)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
-    gemini = GeminiEdge(flow, bodies)
+    gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)
     openai = OpenAIEdge(flow, gemini, images, settings.aliases, providers)
 

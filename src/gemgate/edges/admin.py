@@ -19,13 +19,14 @@ from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.access.vkeys import VirtualKey
 from gemgate.ledger import reports
 from gemgate.ledger.schema import read_only
+from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
 from gemgate.problems import problem as problem_record
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
 
-from .intake import BodyReader, BodyRefused
+from .intake import BodyReader
 from .replies import gateway_error, json_reply, lang_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,7 +74,7 @@ class AdminEdge:
             except (KeyInvalid, reports.ReportError) as exc:
                 return json_reply(400, gateway_error(400, ProblemId.INVALID_REQUEST, lang,
                                                      str(exc)))
-            except BodyRefused as exc:
+            except BodyProblem as exc:
                 status = problem_record(exc.problem).status
                 return json_reply(status, gateway_error(status, exc.problem, lang))
 

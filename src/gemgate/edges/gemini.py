@@ -1,8 +1,15 @@
-"""The Gemini-native edge: every route under /v1beta, /v1 and /v1alpha, turned into a Call,
-passed through the stages, and answered byte for byte as Google answered."""
+"""The Gemini-native edge: every route under /v1beta, /v1 and /v1alpha (and unversioned
+/models/…, as v1beta), handed to the pipeline and answered byte for byte as Google answered.
+
+This module is the wire: how a request becomes an `Inbound` (the raw path and query, the token
+wherever the client put it, the client's address), and how an `Outcome` becomes an aiohttp
+response (a whole body, a stream written chunk by chunk, or an error in Google's shape).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
@@ -12,13 +19,13 @@ from gemgate.google_errors import retry_info
 from gemgate.pipeline import guard
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
-from gemgate.pipeline.rights import Refusal
-from gemgate.pipeline.stages import Pipeline, refusal
+from gemgate.pipeline.flow import Decoder, Outcome, Pipeline
+from gemgate.pipeline.inbound import Inbound
+from gemgate.pipeline.refusal import Refusal
+from gemgate.pipeline.streams import StreamRun
 from gemgate.problems import ProblemId
-from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_of
-from gemgate.upstream.client import NETWORK_ERRORS
 
-from .intake import BodyReader, BodyRefused
+from .intake import BodyReader
 from .replies import (
     answer_headers,
     gateway_error,
@@ -29,6 +36,7 @@ from .replies import (
     retry_after,
 )
 from .safety import LOGGED
+from .wire import ClientAddress, client_token
 
 VERSIONS = "v1beta|v1|v1alpha"
 
@@ -51,22 +59,9 @@ def _raw_rest(request: web.Request, prefix: str, version: str) -> str:
     return raw[len(prefix) + len(version) + 2:] if version else raw[len(prefix) + 1:]
 
 
-def _error_event(chunk: bytes) -> tuple[int, Verdict] | None:
-    """The status and meaning of an error event at the very end of a stream (`data: {"error":
-    …}` or, in a JSON-array stream, `,{"error": …}]`); None when it ended otherwise."""
-    at = chunk.rfind(b'{"error"')
-    if at < 0:
-        return None
-    body = chunk[at:].strip().removesuffix(b"]").strip()
-    code = error_of(body).get("code")
-    if not isinstance(code, int) or not 400 <= code <= 599:
-        return None
-    return code, classify(code, body)
-
-
 class GeminiEdge:
-    def __init__(self, flow: Pipeline, bodies: BodyReader) -> None:
-        self.flow, self.bodies = flow, bodies
+    def __init__(self, flow: Pipeline, bodies: BodyReader, address: ClientAddress) -> None:
+        self.flow, self.bodies, self.address = flow, bodies, address
         self.prefix = ""
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
@@ -76,11 +71,17 @@ class GeminiEdge:
         return [web.route("*", f"{prefix}/{{version:{VERSIONS}}}/{{path:.*}}", self.handle),
                 web.route("*", f"{prefix}/models/{{path:.*}}", self.unversioned)]
 
-    def new_call(self, request: web.Request, version: str, path: str) -> Call:
+    # ---- the way in ---------------------------------------------------------------------
+
+    def inbound(self, request: web.Request, version: str, path: str) -> Inbound:
+        """The request as the pipeline takes it; the body is read only when asked for."""
+        return Inbound(request.method, version, path, raw_query_without_key(request),
+                       request.headers, client_token(request), self.address.of(request),
+                       lang_of(request), lambda: self.bodies.read(request))
+
+    def new_call(self, request: web.Request, inbound: Inbound, surface: str = "gemini") -> Call:
         request[LOGGED] = True  # the pipeline writes this request's access-log line
-        return self.flow.new_call(request, version, path,
-                                  raw_query_without_key(request), lang_of(request),
-                                  new_request_id())
+        return self.flow.new_call(inbound, new_request_id(), surface)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         version = request.match_info["version"]
@@ -90,31 +91,42 @@ class GeminiEdge:
         return await self.serve(request, "v1beta", _raw_rest(request, self.prefix, ""))
 
     async def serve(self, request: web.Request, version: str,
-                    path: str | None = None) -> web.StreamResponse:
+                    path: str | None = None, decode: Decoder = guard.gemini,
+                    adjust: Callable[[Call, Answer], Awaitable[None]] | None = None,
+                    ) -> web.StreamResponse:
+        """A request of Gemini's own wire, through the pipeline. `adjust` may rewrite a
+        successful whole answer before it is written (the upload start's URL)."""
         if path is None:
             path = _raw_rest(request, self.prefix, version)
-        call = self.new_call(request, version, path)
-        problem = self.flow.authenticate(request, call)
-        if problem is None:
-            try:
-                call.body = await self.bodies.read(request)
-            except BodyRefused as exc:
-                problem = exc.problem
-        if problem is None:
-            problem = guard.check_path(call)
-        if problem is None:
-            guard.describe(call)
-            problem = guard.check_json(call)
-        refused = refusal(problem) if problem is not None else self.flow.admit(call, request)
-        if refused is not None:
-            return await self.refuse(call, refused)
-        answer = await self.flow.forward(call)
-        return await self.reply(request, call, answer)
+        inbound = self.inbound(request, version, path)
+        call = self.new_call(request, inbound)
+        outcome = await self.flow.run(call, inbound, decode)
+        if adjust is not None and outcome.answer is not None and outcome.stream is None \
+                and 200 <= outcome.answer.status < 300:
+            await adjust(call, outcome.answer)
+        return await self.encode(request, call, outcome)
 
-    async def refuse(self, call: Call, refused: Refusal) -> web.Response:
+    # ---- the way back -------------------------------------------------------------------
+
+    async def encode(self, request: web.Request, call: Call,
+                     outcome: Outcome) -> web.StreamResponse:
+        if outcome.refusal is not None:
+            return self.refused(call, outcome.refusal)
+        if outcome.stream is not None:
+            return await self._pipe(request, call, outcome.stream)
+        answer = outcome.answer
+        assert answer is not None
+        if 200 <= answer.status < 300:
+            return web.Response(status=answer.status, body=answer.body,
+                                headers=answer_headers(call, answer))
+        extra = {"x-gemgate-model": call.model} if call.model else {}
+        if answer.retry_after_s is not None:
+            extra["Retry-After"] = retry_after(answer.retry_after_s)
+        return self._error(call, answer.status, google_error_of(call, answer), extra)
+
+    def refused(self, call: Call, refused: Refusal) -> web.Response:
         """gemgate's own refusal; 429s carry RetryInfo (and Retry-After) for when the caller
         may call again."""
-        await self.flow.finish(call, refused.status, refused.problem)
         details, extra = None, {}
         if refused.retry_after_s is not None:
             details = [retry_info(refused.retry_after_s)]
@@ -128,53 +140,34 @@ class GeminiEdge:
         headers = {"x-gemgate-request-id": call.request_id, **(extra or {})}
         return json_reply(status, payload, headers)
 
-    async def reply(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
-        if answer.stream is not None:
-            return await self._pipe(request, call, answer)
-        if 200 <= answer.status < 300:
-            await self.flow.finish(call, answer.status, None, answer.usage)
-            return web.Response(status=answer.status, body=answer.body,
-                                headers=answer_headers(call, answer))
-        await self.flow.finish(call, answer.status, answer.problem)
-        extra = {"x-gemgate-model": call.model} if call.model else {}
-        if answer.retry_after_s is not None:
-            extra["Retry-After"] = retry_after(answer.retry_after_s)
-        return self._error(call, answer.status, google_error_of(call, answer), extra)
-
-    async def _pipe(self, request: web.Request, call: Call, answer: Answer) -> web.StreamResponse:
+    async def _pipe(self, request: web.Request, call: Call,
+                    run: StreamRun) -> web.StreamResponse:
         """Relays the stream as it arrives, chunk by chunk, never re-framed. A failure after
-        the first byte ends the stream with an error event instead of a silent cut. The end of
-        the stream waits for the ledger: a client that saw the whole answer has its record."""
-        upstream = answer.stream
-        assert upstream is not None
-        response = web.StreamResponse(status=200, headers=answer_headers(call, answer))
-        async with self.flow.streaming(call, answer) as progress:
+        the first byte ends the stream with an error event instead of a silent cut; the last
+        byte waits for the ledger (the run's end), so a client that saw the whole answer has
+        its record."""
+        response = web.StreamResponse(status=200, headers=answer_headers(call, run.answer))
+        async with run:
             await response.prepare(request)
-            await response.write(answer.first_chunk)
-            broken = False
-            while True:
-                try:
-                    chunk = await upstream.read()
-                except (TimeoutError, *NETWORK_ERRORS):
-                    broken, progress.verdict = True, NETWORK_FAILURE
-                    await response.write(self._interruption(call))
-                    break
-                if not chunk:
-                    break
-                progress.relayed(chunk)
+            async for chunk in run.chunks():
                 await response.write(chunk)
-            status = 502 if broken else 200
-            if not broken:  # an upstream error event ends it: relayed as sent, recorded as such
-                status, progress.verdict = _error_event(progress.tail) or (status,
-                                                                           progress.verdict)
-            await self.flow.stream_ended(call, answer, progress, status, broken)
-            await response.write_eof()
+            if run.broken:
+                await response.write(self._interruption(call))
+        await finish_stream(response, run)
         return response
 
     def _interruption(self, call: Call) -> bytes:
         payload = orjson.dumps(gateway_error(503, ProblemId.STREAM_INTERRUPTED, call.lang,
                                              "The upstream stream was interrupted."))
         return b"data: " + payload + b"\r\n\r\n" if call.sse else b",\r\n" + payload + b"]"
+
+
+async def finish_stream(response: web.StreamResponse, run: StreamRun) -> None:
+    """The last byte, after the run has ended (and the record is committed); nothing when the
+    client already left."""
+    if not run.abandoned:
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
 
 
 def unknown_route() -> web.RouteDef:
@@ -185,4 +178,3 @@ def unknown_route() -> web.RouteDef:
         return json_reply(404, payload)
 
     return web.route("*", "/{tail:.*}", unknown)
-

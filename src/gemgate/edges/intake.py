@@ -17,16 +17,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
-
-
-class BodyRefused(Exception):
-    """The body could not be taken; `problem` says why (an id in gemgate.problems)."""
-
-    def __init__(self, problem: ProblemId) -> None:
-        super().__init__(problem)
-        self.problem = problem
-
 
 # What aiohttp raises for a body it cannot decode or that ends early.
 UNREADABLE = (RequestPayloadError, HttpProcessingError, web.HTTPBadRequest,
@@ -47,22 +39,22 @@ class BodyReader:
             async for chunk in self.chunks(request):
                 body += chunk
                 if len(body) > self.max_bytes:
-                    raise BodyRefused(ProblemId.BODY_TOO_LARGE)
+                    raise BodyProblem(ProblemId.BODY_TOO_LARGE)
             return bytes(body)
         except web.HTTPRequestEntityTooLarge:
-            raise BodyRefused(ProblemId.BODY_TOO_LARGE) from None
+            raise BodyProblem(ProblemId.BODY_TOO_LARGE) from None
         except UNREADABLE:
-            raise BodyRefused(ProblemId.BODY_UNREADABLE) from None
+            raise BodyProblem(ProblemId.BODY_UNREADABLE) from None
 
     async def chunks(self, request: web.Request) -> AsyncIterator[bytes]:
-        """The body as it arrives (for streaming it on); BodyRefused(BODY_TIMEOUT) when the
+        """The body as it arrives (for streaming it on); BodyProblem(BODY_TIMEOUT) when the
         client pauses longer than the idle timeout."""
         while True:
             try:
                 async with asyncio.timeout(self.idle_timeout_s):
                     chunk = await request.content.readany()
             except TimeoutError:
-                raise BodyRefused(ProblemId.BODY_TIMEOUT) from None
+                raise BodyProblem(ProblemId.BODY_TIMEOUT) from None
             if not chunk:
                 return
             yield chunk

@@ -19,13 +19,13 @@ from yarl import URL
 
 from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline import guard
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.call import Call
 from gemgate.pipeline.relay import response_headers
-from gemgate.pipeline.stages import refusal
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
-from .intake import BodyRefused
 from .replies import gateway_error, json_reply, lang_of
 
 _SESSION_TTL_S = 24 * 3600
@@ -63,32 +63,27 @@ class UploadEdge:
         return await self._start(request)
 
     async def _start(self, request: web.Request) -> web.StreamResponse:
-        """The start of an upload is an ordinary call (auth, key choice, retries)."""
+        """The start of an upload is an ordinary call, through every stage of the pipeline
+        (auth, rights, key choice, retries); its answer's upload URL is rewritten to ours."""
         version, path = request.match_info["version"], request.match_info["path"]
-        call = self.gemini.new_call(request, "", f"upload/{version}/{path}")
-        problem = self.gemini.flow.authenticate(request, call) or guard.check_path(call)
-        if problem is not None:
-            return await self.gemini.refuse(call, refusal(problem))
-        try:
-            call.body = await self.gemini.bodies.read(request)
-        except BodyRefused as exc:
-            return await self.gemini.refuse(call, refusal(exc.problem))
-        answer = await self.gemini.flow.forward(call)
-        upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
-        if answer.status != 200 or not upstream_url or not call.attempts:
-            return await self.gemini.reply(request, call, answer)
-        upload_id = parse_qs(urlsplit(upstream_url).query).get("upload_id", [""])[0]
-        project = call.attempts[-1].project
-        pool_project = self.gemini.flow.relay.pool.project(project)
-        tenant = call.tenant.id if call.tenant is not None else ""
-        self._remember(upload_id, UploadSession(upstream_url, project,
-                                                pool_project.proxy if pool_project else None,
-                                                time.monotonic(), tenant,
-                                                answer.secret or ""))
-        ours = f"{self._own_url(request)}?{urlsplit(upstream_url).query}"
-        answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
-                          for k, v in answer.headers]
-        return await self.gemini.reply(request, call, answer)
+
+        async def point_here(call: Call, answer: Answer) -> None:
+            upstream_url = CIMultiDict(answer.headers).get("x-goog-upload-url")
+            if not upstream_url or not call.attempts:
+                return
+            upload_id = parse_qs(urlsplit(upstream_url).query).get("upload_id", [""])[0]
+            project = call.attempts[-1].project
+            pool_project = self.gemini.flow.relay.pool.project(project)
+            tenant = call.tenant.id if call.tenant is not None else ""
+            self._remember(upload_id, UploadSession(
+                upstream_url, project, pool_project.proxy if pool_project else None,
+                time.monotonic(), tenant, answer.secret or ""))
+            ours = f"{self._own_url(request)}?{urlsplit(upstream_url).query}"
+            answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
+                              for k, v in answer.headers]
+
+        return await self.gemini.serve(request, "", f"upload/{version}/{path}",
+                                       guard.upload_start, point_here)
 
     def _own_url(self, request: web.Request) -> str:
         """Where the client must send the file's bytes: this upload route as the client
@@ -97,7 +92,7 @@ class UploadEdge:
         http), else the request's own address."""
         if self.public_url:
             return self.public_url + request.path[len(self.prefix):]
-        return self.gemini.flow.auth.address.public_origin(request) + request.path
+        return self.gemini.address.public_origin(request) + request.path
 
     def _remember(self, upload_id: str, session: UploadSession) -> None:
         self._sessions[upload_id] = session

@@ -10,12 +10,9 @@ real Google key sent by mistake is refused with a clear reason too.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import re
 import time
-
-from aiohttp import web
 
 from gemgate.access.book import KeyBook
 from gemgate.access.vkeys import VirtualKey
@@ -28,68 +25,16 @@ _GOOGLE_KEY = re.compile(r"^AIza[0-9A-Za-z_\-]{35}$")
 ANONYMOUS = Tenant("anonymous")
 
 
-def client_token(request: web.Request) -> str | None:
-    token = request.headers.get("x-goog-api-key") or request.query.get("key")
-    if not token:
-        authorization = request.headers.get("Authorization", "")
-        if authorization[:7].lower() == "bearer ":
-            token = authorization[7:]
-    token = (token or "").strip()
-    return token or None
-
-
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class ClientAddress:
-    """The caller's IP: the peer, or — when the peer is a trusted reverse proxy — the last
-    address in X-Forwarded-For that is not itself a trusted proxy."""
-
-    def __init__(self, trusted_proxies: list[str]) -> None:
-        self.trusted = [ipaddress.ip_network(c) for c in trusted_proxies]
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.strip())
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted)
-
-    def from_proxy(self, request: web.Request) -> bool:
-        """Whether the peer is a trusted reverse proxy, whose X-Forwarded-* are believed."""
-        peer = request.remote
-        return bool(self.trusted) and peer is not None and self._is_trusted(peer)
-
-    def public_origin(self, request: web.Request) -> str:
-        """scheme://host the client used: behind a trusted proxy that terminates TLS, its
-        X-Forwarded-Proto and X-Forwarded-Host (first hop); else the request's own."""
-        scheme, host = request.scheme, request.host
-        if self.from_proxy(request):
-            proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-            forwarded_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-            scheme = proto if proto in ("http", "https") else scheme
-            host = forwarded_host or host
-        return f"{scheme}://{host}"
-
-    def of(self, request: web.Request) -> str | None:
-        peer = request.remote
-        if not self.trusted or peer is None or not self._is_trusted(peer):
-            return peer
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if not self._is_trusted(hop):
-                return hop
-        return peer
-
-
 class Authenticator:
     def __init__(self, tenants: list[TenantConfig], book: KeyBook,
-                 address: ClientAddress, open_when_empty: bool) -> None:
+                 open_when_empty: bool) -> None:
         self._by_digest = {_digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback)
                            for t in tenants}
         self.book = book
-        self.address = address
         # Loopback development with no tokens and no virtual keys: anyone local may call.
         self._open_when_empty = open_when_empty and not tenants
         self._was_open: bool | None = None
@@ -118,10 +63,9 @@ class Authenticator:
                         "must now send a gemgate token (a configured token or a gk-… key); "
                         "revoke every virtual key to open it again", self.book.active)
 
-    def authenticate(self, request: web.Request,
+    def authenticate(self, token: str | None,
                      client_ip: str | None) -> tuple[Tenant | None, ProblemId | None]:
         """The tenant, or the id of the problem that refuses the request."""
-        token = client_token(request)
         if token and _GOOGLE_KEY.match(token):
             return None, ProblemId.GOOGLE_KEY_SENT
         if self.open:

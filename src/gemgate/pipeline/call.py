@@ -10,6 +10,7 @@ from gemgate.problems import ProblemId
 
 if TYPE_CHECKING:
     from gemgate.access.vkeys import VirtualKey
+    from gemgate.pipeline.answer import Answer
     from gemgate.scheduling.windows import Bucket
 
 
@@ -64,6 +65,8 @@ class Call:
     affinity: str | None = None  # the project that owns a referenced file/cache/batch
     parsed: Any = None
     priority: str = "normal"
+    asked_priority: str | None = None  # x-gemgate-priority, as the client sent it
+    asked_fallback: str = ""  # x-gemgate-fallback, as the client sent it
     fallback: bool = True  # may a fallback model answer?
     model_asked: str = ""  # the model (or alias, or "auto") the client named
     route_reason: str | None = None  # why this model: for x-gemgate-route
@@ -72,6 +75,7 @@ class Call:
     refused_model: str = ""  # a model name refused as malformed, for the log and the ledger
     key_tokens: Bucket | None = None  # where the key's own TPM window counted the estimate
     attempts: list[Attempt] = field(default_factory=list)
+    local: Answer | None = None  # an answer a stage gives itself (no upstream call)
 
     def use_model(self, model: str) -> None:
         """Points the call at another model (an alias's target, auto's choice, a fallback)."""

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from gemgate.pipeline.call import Call
+from gemgate.pipeline.refusal import Refusal, refusal
 from gemgate.problems import ProblemId
 
 MODEL_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "countTokens",
@@ -27,6 +28,21 @@ def check_path(call: Call) -> ProblemId | None:
                 any(ord(c) < 32 or ord(c) == 127 for c in plain):
             return ProblemId.PATH_INVALID
     return None
+
+
+async def gemini(call: Call) -> Refusal | None:
+    """The decode stage of Gemini's own surface: the path, what it asks, and its JSON."""
+    problem = check_path(call)
+    if problem is None:
+        describe(call)
+        problem = check_json(call)
+    return refusal(problem) if problem is not None else None
+
+
+async def upload_start(call: Call) -> Refusal | None:
+    """The decode stage of an upload's start: the path only (its body is Google's to read)."""
+    problem = check_path(call)
+    return refusal(problem) if problem is not None else None
 
 
 def describe(call: Call) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gemgate.access.budgets import Budgets
@@ -19,6 +19,7 @@ from gemgate.access.rates import KeyRates
 from gemgate.ledger.record import Record
 from gemgate.ledger.writer import Ledger
 from gemgate.pipeline.call import Call
+from gemgate.pipeline.events import Finished
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
 
@@ -83,6 +84,15 @@ class Meter:
         except TimeoutError:
             log.error("ledger commit of request %s took over %.1fs; answering anyway",
                       call.request_id, self.commit_timeout_s)
+
+
+    def on_finished(self, call: Call, event: Finished) -> Awaitable[None] | None:
+        """The Events recorder: a finished request's record, committed (awaited by the
+        pipeline before the answer's last byte); a cancelled one's only queued."""
+        if event.cancelled:
+            self.record(call, 499, event.problem, event.usage, cancelled=True, wait=False)
+            return None
+        return self.commit(call, event.status, event.problem, event.usage)
 
 
 def _attempt_log(call: Call) -> str | None:

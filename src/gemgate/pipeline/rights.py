@@ -7,23 +7,15 @@ upstream attempt. Configured tokens have no such limits and pass straight throug
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.pipeline.refusal import Refusal
 from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import estimate_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    problem: ProblemId
-    status: int
-    message: str
-    retry_after_s: float | None = None
 
 
 class Rights:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
-
 from gemgate.config import Settings
 from gemgate.pipeline import auto
 from gemgate.pipeline.call import Call
@@ -38,12 +36,12 @@ class Router:
         return bool(slash) and provider in self.providers and \
             _PROVIDER_MODEL.fullmatch(rest) is not None
 
-    def route(self, call: Call, request: web.Request) -> ProblemId | None:
+    def route(self, call: Call) -> ProblemId | None:
         """Settles model, priority and fallback; the id of a problem when the request is bad."""
         if call.model and not self.valid_model(call.model):
             call.refused_model, call.model = call.model, ""  # never echoed in a header
             return ProblemId.MODEL_NAME_INVALID
-        asked = request.headers.get("x-gemgate-priority")
+        asked = call.asked_priority
         if asked is not None:
             if asked.strip().lower() not in PRIORITIES:
                 return ProblemId.BAD_PRIORITY
@@ -51,7 +49,7 @@ class Router:
         elif call.tenant is not None:
             call.priority = call.tenant.priority
         tenant_allows = call.tenant.fallback if call.tenant is not None else True
-        header = request.headers.get("x-gemgate-fallback", "").strip().lower()
+        header = call.asked_fallback.strip().lower()
         call.fallback = tenant_allows and header not in _OFF
         call.model_asked = call.model
         if not call.model:

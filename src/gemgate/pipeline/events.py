@@ -1,0 +1,118 @@
+"""What happened to a request, told once, in one place.
+
+Every stage reports here: entering a stage, waiting in a quota queue, each upstream attempt,
+falling back to another model, a key or project changing state, and the request finishing
+with its status, tokens and cost. Subscribers read the events they care about: the access log
+and the ledger today; metrics and the console next. A subscriber never changes the request;
+the ledger's is awaited (a request's record is durable before its last byte), the rest are
+called in line and must be quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gemgate.problems import ProblemId
+
+if TYPE_CHECKING:
+    from gemgate.pipeline.call import Call
+
+log = logging.getLogger("gemgate.events")
+
+
+@dataclass(frozen=True, slots=True)
+class StageEntered:
+    stage: str  # auth, read, decode, route, rights, owners, relay
+
+
+@dataclass(frozen=True, slots=True)
+class QueueWaited:
+    model: str
+    priority: str
+    waited_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptMade:
+    project: str
+    key: str  # masked
+    status: int  # 0 when no HTTP answer came
+    problem: ProblemId | None
+    upstream_ms: float
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FellBack:
+    from_model: str
+    to_model: str
+    because: ProblemId | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChanged:
+    project: str
+    key: str | None  # masked; None when the whole project changed
+    state: str  # disabled, enabled, ejected
+    reason: str
+    problem: ProblemId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    status: int
+    problem: ProblemId | None
+    usage: dict[str, Any] | None
+    cancelled: bool = False  # the client left a stream before its end
+
+
+Event = StageEntered | QueueWaited | AttemptMade | FellBack | PoolChanged | Finished
+Listener = Callable[["Call | None", Event], None]
+# Called for each Finished event; what it returns (the ledger's commit) is awaited before the
+# answer's last byte, except for a cancelled request, whose client is gone.
+Recorder = Callable[["Call", Finished], Awaitable[None] | None]
+
+
+class Events:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._recorders: list[Recorder] = []
+        self._pending: set[asyncio.Future[None]] = set()  # abandoned requests' records
+
+    def subscribe(self, listener: Listener) -> None:
+        """Called with every event, in line: keep it quick, never raise."""
+        self._listeners.append(listener)
+
+    def record_with(self, recorder: Recorder) -> None:
+        """Awaited for each Finished event, before the answer's last byte (the ledger)."""
+        self._recorders.append(recorder)
+
+    def emit(self, call: Call | None, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(call, event)
+            except Exception:  # a listener's bug must not fail the request
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    async def finished(self, call: Call, event: Finished) -> None:
+        """The request is over: every listener told, every recorder's work awaited."""
+        self.emit(call, event)
+        for recorder in self._recorders:
+            pending = recorder(call, event)
+            if pending is not None:
+                await pending
+
+    def abandoned(self, call: Call, event: Finished) -> None:
+        """The client left mid-answer: told and recorded, nothing awaited (the handler may be
+        being cancelled)."""
+        self.emit(call, event)
+        for recorder in self._recorders:
+            pending = recorder(call, event)
+            if pending is not None:
+                task = asyncio.ensure_future(pending)
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)

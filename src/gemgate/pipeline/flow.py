@@ -1,0 +1,150 @@
+"""The pipeline: one request, one way, through an ordered list of named stages.
+
+    auth → read → decode → route → rights → owners → relay
+
+Each stage takes the Call and either passes it on or refuses it. `decode` is the surface's own
+(Gemini's path and JSON checks, an OpenAI body checked and translated to Gemini's, an upload
+start's path); every other stage is the same for every surface, so an OpenAI request or an
+upload is scheduled, limited, walled, retried and billed exactly like a native one. The
+pipeline also owns the way back: the Finished event (access log, ledger) for a whole answer or
+a refusal before `run` returns, and a stream's whole life through `StreamRun`. Every stage
+reports to `Events`.
+
+No web framework's types come past the edge: an edge hands an `Inbound` and a decoder in, and
+gets an `Outcome` back to encode in its wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.call import Call
+from gemgate.pipeline.events import Events, Finished, StageEntered
+from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.pipeline.inbound import BodyProblem, Inbound
+from gemgate.pipeline.listing import listing
+from gemgate.pipeline.refusal import Refusal, refusal
+from gemgate.pipeline.relay import Relay
+from gemgate.pipeline.rights import Rights
+from gemgate.pipeline.route import Router
+from gemgate.pipeline.streams import StreamRun
+from gemgate.problems import ProblemId
+from gemgate.upstream.affinity import ResourceOwners, collection, single
+from gemgate.upstream.client import forwardable
+
+Decoder = Callable[[Call], Awaitable[Refusal | None]]
+STAGES = ("auth", "read", "decode", "route", "rights", "owners", "relay")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the edge encodes: a refusal, or an answer — whole, or a stream to relay."""
+
+    refusal: Refusal | None = None
+    answer: Answer | None = None
+    stream: StreamRun | None = None
+
+
+def _deadline_s(asked: str | None, default: float) -> float:
+    """The client's X-Server-Timeout (seconds) when shorter than the gateway's own deadline."""
+    try:
+        seconds = float(asked) if asked else default
+    except ValueError:
+        return default
+    # Zero, negative or NaN would make every call a deadline failure of the gateway's: ignored.
+    return min(default, seconds) if seconds > 0 else default
+
+
+class Pipeline:
+    def __init__(self, auth: Authenticator, router: Router, rights: Rights, relay: Relay,
+                 owners: ResourceOwners, events: Events, deadline_s: float) -> None:
+        self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
+        self.owners, self.events = owners, events
+        self.deadline_s = deadline_s
+
+    def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
+        headers = inbound.headers
+        call = Call(request_id=request_id, method=inbound.method, version=inbound.version,
+                    path=inbound.path, query=inbound.query,
+                    headers={k: v for k, v in headers.items() if forwardable(k)}, body=b"",
+                    lang=inbound.lang, surface=surface)
+        call.deadline = call.started + _deadline_s(headers.get("X-Server-Timeout"),
+                                                   self.deadline_s)
+        call.client_ip = inbound.client_ip
+        call.asked_priority = headers.get("x-gemgate-priority")
+        call.asked_fallback = headers.get("x-gemgate-fallback", "")
+        return call
+
+    # ---- the way in ---------------------------------------------------------------------
+
+    async def run(self, call: Call, inbound: Inbound, decode: Decoder) -> Outcome:
+        """Runs the stages in order; a refusal or a whole answer is recorded before this
+        returns, a stream when the edge leaves its StreamRun."""
+        refused = await self._admit(call, inbound, decode)
+        if refused is not None:
+            await self.events.finished(call, Finished(refused.status, refused.problem, None))
+            return Outcome(refusal=refused)
+        self._entered(call, "relay")
+        answer = await self._forward(call)
+        if answer.stream is not None:
+            return Outcome(answer=answer, stream=StreamRun(call, answer,
+                                                           self.relay.finish_stream,
+                                                           self.events))
+        ok = 200 <= answer.status < 300
+        await self.events.finished(call, Finished(answer.status, None if ok else answer.problem,
+                                                  answer.usage if ok else None))
+        return Outcome(answer=answer)
+
+    async def _admit(self, call: Call, inbound: Inbound, decode: Decoder) -> Refusal | None:
+        self._entered(call, "auth")
+        call.tenant, problem = self.auth.authenticate(inbound.token, inbound.client_ip)
+        if problem is not None:
+            return refusal(problem)
+        self._entered(call, "read")
+        try:
+            call.body = await inbound.read_body()
+        except BodyProblem as exc:
+            return refusal(exc.problem)
+        self._entered(call, "decode")
+        refused = await decode(call)
+        if refused is not None:
+            return refused
+        self._entered(call, "route")
+        problem = self.router.route(call)
+        if problem == ProblemId.MODEL_NAME_INVALID:
+            return refusal(problem, f"Model name {call.refused_model[:200]!r} is not a valid "
+                                    "model id.")
+        if problem is not None:
+            return refusal(problem)
+        self._entered(call, "rights")
+        refused = self.rights.check(call)
+        if refused is not None:
+            return refused
+        self._entered(call, "owners")
+        if not self.owners.check(call):  # another tenant's resource is no resource at all
+            return refusal(ProblemId.RESOURCE_NOT_FOUND)
+        return None
+
+    def _entered(self, call: Call, stage: str) -> None:
+        self.events.emit(call, StageEntered(stage))
+
+    async def _forward(self, call: Call) -> Answer:
+        """The relay (or a list gathered over projects); a successful create or delete
+        updates who owns what."""
+        if call.local is not None:
+            return call.local
+        kind = collection(call)
+        if kind is not None:
+            return await listing(self.relay, self.owners, call, kind)
+        answer = await self.relay.forward(call)
+        if 200 <= answer.status < 300 and answer.stream is None and call.attempts and \
+                call.tenant is not None and call.action not in MODEL_ACTIONS:
+            if call.method == "POST":
+                await self.owners.created(call.tenant.id, answer.body,
+                                          call.attempts[-1].project)
+            elif call.method == "DELETE" and (name := single(call)) is not None:
+                await self.owners.deleted(name)
+        return answer

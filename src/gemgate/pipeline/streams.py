@@ -1,0 +1,110 @@
+"""A stream's life, owned by the pipeline: the edge only iterates and writes.
+
+`async with outcome.stream as run:` then `async for chunk in run.chunks():` relays the answer as
+it arrives (never re-framed). Leaving the block normally ends the stream: the upstream
+connection reused (or dropped when it broke), the key returned, the quota settled with the
+usage in the last chunk, and the record committed — so the edge writes its last byte after
+the block. A client that goes away (a write raising ConnectionResetError, or the handler
+cancelled) is recorded as cancelled (499) with the usage of the last chunk it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.call import Call
+from gemgate.pipeline.events import Events, Finished
+from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_of
+from gemgate.upstream.client import NETWORK_ERRORS
+
+_TAIL = 8192  # bytes kept from the end: the usage and any error event are there
+
+
+def error_event(tail: bytes) -> tuple[int, Verdict] | None:
+    """The status and meaning of an error event at the very end of a stream (`data: {"error":
+    …}` or, in a JSON-array stream, `,{"error": …}]`); None when it ended otherwise."""
+    at = tail.rfind(b'{"error"')
+    if at < 0:
+        return None
+    body = tail[at:].strip().removesuffix(b"]").strip()
+    code = error_of(body).get("code")
+    if not isinstance(code, int) or not 400 <= code <= 599:
+        return None
+    return code, classify(code, body)
+
+
+class StreamRun:
+    def __init__(self, call: Call, answer: Answer,
+                 end: Callable[[Answer, Verdict, bytes], None], events: Events) -> None:
+        assert answer.stream is not None
+        self.call, self.answer = call, answer
+        self._end, self._events = end, events
+        self.verdict: Verdict = OK
+        self.tail = answer.first_chunk
+        self.broken = False  # the upstream failed mid-stream
+        self._status: int | None = None
+        self._over = False
+        self.abandoned = False  # the client left before the end
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The answer's chunks as they arrive; stops (with `broken` set) if the upstream
+        fails mid-stream."""
+        stream = self.answer.stream
+        assert stream is not None
+        yield self.answer.first_chunk
+        while True:
+            try:
+                chunk = await stream.read()
+            except (TimeoutError, *NETWORK_ERRORS):
+                self.broken, self.verdict = True, NETWORK_FAILURE
+                return
+            if not chunk:
+                return
+            self.tail = (self.tail + chunk)[-_TAIL:]
+            yield chunk
+
+    def failed(self, status: int, verdict: Verdict) -> None:
+        """The edge found the stream failed in a way only its translation sees (an OpenAI
+        stream cut before Google's finish reason)."""
+        self._status, self.verdict = status, verdict
+
+    async def __aenter__(self) -> StreamRun:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> bool:
+        if kind is None:
+            await self._close()
+            return False
+        if not self._over and issubclass(kind, (ConnectionResetError,
+                                                asyncio.CancelledError)):
+            self._abandon()
+        return kind is ConnectionResetError  # the client left: nothing more to do
+
+    async def _close(self) -> None:
+        stream = self.answer.stream
+        assert stream is not None
+        status = 502 if self.broken else self._status or 200
+        if status == 200:  # an upstream error event ends it: relayed as sent, recorded as such
+            status, self.verdict = error_event(self.tail) or (status, self.verdict)
+        if self.broken or self._status is not None:
+            stream.close()
+        else:
+            stream.release()
+        self._end(self.answer, self.verdict, self.tail)
+        self._over = True
+        await self._events.finished(self.call, Finished(status, self.verdict.problem,
+                                                        self.answer.usage))
+
+    def _abandon(self) -> None:
+        stream = self.answer.stream
+        assert stream is not None
+        self.abandoned = True
+        stream.close()
+        self._end(self.answer, self.verdict, self.tail)
+        self._over = True
+        self._events.abandoned(self.call, Finished(499, self.verdict.problem,
+                                                   self.answer.usage, cancelled=True))
