@@ -46,7 +46,7 @@ ADMIN = "gg-admin-key-0001"
 
 class RunningGateway:
     def __init__(self, settings: Any, clock: Callable[[], float] = time.time) -> None:
-        from gemgate.app import POOL, build_app
+        from gemgate.app import EVENTS, POOL, build_app
         from gemgate.serving import BackgroundServer
 
         self.settings = settings
@@ -56,11 +56,13 @@ class RunningGateway:
         def make() -> Any:
             app = build_app(settings, clock)
             holder["pool"] = app[POOL]
+            holder["events"] = app[EVENTS]
             return app
 
         self._server = BackgroundServer(make)
         self.url = self._server.url
         self.pool = holder["pool"]
+        self.events = holder["events"]  # the pipeline's Events: tests may listen
 
     def pool_view(self) -> list[dict[str, Any]]:
         answer = requests.get(self.url + "/admin/pool",

@@ -48,6 +48,7 @@ from gemgate.upstream.providers import Providers
 POOL = web.AppKey("pool", KeyPool)
 LEDGER = web.AppKey("ledger", Ledger)
 AUTH = web.AppKey("auth", Authenticator)
+EVENTS = web.AppKey("events", Events)
 
 
 def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Scheduler | None:
@@ -86,8 +87,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     scheduler = _scheduler(settings, pool, limits)
     providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
                           settings.stream_idle_timeout_s)
+    events = Events()
+    pool.on_change = lambda change: events.emit(None, change)
     relay = Relay(pool, client, settings.retry, scheduler, limits, router,
-                  settings.scheduling.fallback_after_s, providers)
+                  settings.scheduling.fallback_after_s, providers, events)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
     ledger = _ledger(settings, clock)
@@ -99,7 +102,6 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                                                   settings.ledger.key_refresh_s)
     owners = ResourceOwners(LedgerOwnerStore(ledger) if ledger is not None else None)
     auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
-    events = Events()
     if settings.log_requests:
         events.subscribe(write_line)
     events.record_with(_meter(settings, ledger, budgets, rates, clock).on_finished)
@@ -119,6 +121,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
         app.on_response_prepare.append(cors.on_prepare)
     app[POOL] = pool
     app[AUTH] = auth
+    app[EVENTS] = events
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
     if ledger is not None:
         app[LEDGER] = ledger

@@ -24,6 +24,7 @@ import aiohttp
 from gemgate.config import RetryConfig
 from gemgate.pipeline.answer import Answer, GoogleStream
 from gemgate.pipeline.call import Attempt, Call
+from gemgate.pipeline.events import AttemptMade, Events, FellBack, QueueWaited
 from gemgate.pipeline.route import Router
 from gemgate.problems import ProblemId, may_fall_back, problem
 from gemgate.scheduling.estimate import estimate_tokens
@@ -69,11 +70,13 @@ def _prompt_tokens(usage: dict[str, Any] | None) -> int | None:
 class Relay:
     def __init__(self, pool: KeyPool, client: UpstreamClient, retry: RetryConfig,
                  scheduler: Scheduler | None, limits: LimitBook, router: Router,
-                 fallback_after_s: float, providers: Providers) -> None:
+                 fallback_after_s: float, providers: Providers,
+                 events: Events | None = None) -> None:
         self.pool, self.client, self.retry = pool, client, retry
         self.scheduler, self.limits, self.router = scheduler, limits, router
         self.fallback_after_s = fallback_after_s
         self.providers = providers
+        self.events = events or Events()
 
     async def forward(self, call: Call) -> Answer:
         chain = self.router.chain(call)
@@ -81,6 +84,7 @@ class Relay:
         for index, model in enumerate(chain):
             last_link = index == len(chain) - 1
             if index:
+                self.events.emit(call, FellBack(call.model, model, answer.problem))
                 call.use_model(model)
             patience = call.remaining() if last_link else min(self.fallback_after_s,
                                                               call.remaining())
@@ -104,7 +108,12 @@ class Relay:
         ask = Ask(call.model, call.estimated_tokens, call.priority,
                   tenant.name if tenant else "anonymous", tenant.weight if tenant else 1.0,
                   call.affinity, frozenset(excluded), frozenset(tried))
-        return await self.scheduler.admit(ask, patience)
+        started = time.perf_counter()
+        grant = await self.scheduler.admit(ask, patience)
+        waited_ms = (time.perf_counter() - started) * 1000
+        if waited_ms >= 1:  # an admission decided at once is no wait worth telling
+            self.events.emit(call, QueueWaited(call.model, call.priority, waited_ms))
+        return grant
 
     async def _through_model(self, call: Call, patience: float) -> Answer:
         last: Answer | None = None
@@ -184,9 +193,11 @@ class Relay:
                 verdict = _PROVIDER_DOWN
                 answer = Answer(502, gateway_problem=ProblemId.PROVIDER_UNAVAILABLE,
                                 verdict=verdict)
-            call.attempts.append(Attempt(provider.name, key.masked, answer.status if
-                                         answer.gateway_problem is None else 0, verdict.problem,
-                                         (time.perf_counter() - started) * 1000, provider.name))
+            self._attempted(call, Attempt(provider.name, key.masked, answer.status if
+                                          answer.gateway_problem is None else 0,
+                                          verdict.problem,
+                                          (time.perf_counter() - started) * 1000,
+                                          provider.name))
             if verdict.ok or not verdict.retry:
                 return answer
             last = answer
@@ -271,9 +282,15 @@ class Relay:
         except NETWORK_ERRORS:
             verdict = NETWORK_FAILURE
             answer = Answer(502, gateway_problem=ProblemId.UPSTREAM_UNREACHABLE, verdict=verdict)
-        call.attempts.append(Attempt(lease.project.name, lease.key.masked, status,
-                                     verdict.problem, (time.perf_counter() - started) * 1000))
+        self._attempted(call, Attempt(lease.project.name, lease.key.masked, status,
+                                      verdict.problem, (time.perf_counter() - started) * 1000))
         return answer, verdict
+
+    def _attempted(self, call: Call, attempt: Attempt) -> None:
+        call.attempts.append(attempt)
+        self.events.emit(call, AttemptMade(attempt.project, attempt.masked_key, attempt.status,
+                                           attempt.problem, attempt.upstream_ms,
+                                           attempt.provider))
 
     async def _open_stream(self, upstream: aiohttp.ClientResponse,
                            lease: Lease) -> tuple[Answer, Verdict]:

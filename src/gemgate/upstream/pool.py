@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemgate.config import OutlierConfig, ProjectConfig
+from gemgate.pipeline.events import PoolChanged
 from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key
 from gemgate.upstream.classify import Verdict
@@ -129,6 +130,8 @@ class KeyPool:
         self.default_cooldown_s = default_cooldown_s
         self.outliers = OutlierPolicy(outliers or OutlierConfig())
         self.clock, self.wall = clock, wall
+        # Told of every key or project taken out of use, set aside, or back (Events).
+        self.on_change: Callable[[PoolChanged], None] = lambda change: None
         self.projects: list[ProjectState] = []
         for config in projects:
             project = ProjectState(config.name, config.tier, config.proxy)
@@ -190,12 +193,16 @@ class KeyPool:
             key.disabled_at = self.wall()
             log.warning("upstream key %s of project %s taken out of use: %s (%s)", key.masked,
                         project.name, verdict.reason, verdict.problem)
+            self.on_change(PoolChanged(project.name, key.masked, "disabled", verdict.reason,
+                                       verdict.problem))
             self._log_if_unusable(project)
         elif verdict.action == "disable_project" and project.disabled_reason is None:
             project.disabled_reason, project.disabled_problem = verdict.reason, verdict.problem
             project.disabled_at = self.wall()
             log.warning("upstream project %s taken out of use (found with key %s): %s (%s)",
                         project.name, key.masked, verdict.reason, verdict.problem)
+            self.on_change(PoolChanged(project.name, None, "disabled", verdict.reason,
+                                       verdict.problem))
 
     def _judge_outliers(self, key: KeyState, verdict: Verdict) -> None:
         """A server failure or lost connection counts against the key and its project; any
@@ -213,6 +220,9 @@ class KeyPool:
                     log.warning("upstream %s set aside for %.0f s after repeated failures "
                                 "(%s; ejection %d)", name, outlier.ejected_until - now,
                                 verdict.problem, outlier.ejections)
+                    self.on_change(PoolChanged(
+                        project.name, key.masked if outlier is key.outlier else None,
+                        "ejected", f"{outlier.ejected_until - now:.0f} s", verdict.problem))
         else:
             self.outliers.answered(key.outlier, now)
             self.outliers.answered(project.outlier, now)
@@ -234,6 +244,7 @@ class KeyPool:
     def enable(self, key: KeyState) -> None:
         if key.disabled_reason or key.project.disabled_reason:
             log.info("upstream key %s of project %s back in use", key.masked, key.project.name)
+            self.on_change(PoolChanged(key.project.name, key.masked, "enabled", "probe", None))
         key.disabled_reason = key.disabled_problem = None
         key.disabled_at = None
         project = key.project
