@@ -41,6 +41,7 @@ from gemgate.serving import IDLE_TIMEOUT_S
 from gemgate.state.memory import MemoryRateState
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.gemini import GoogleUpstream
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.prober import Prober
 from gemgate.upstream.providers import Providers
@@ -89,8 +90,9 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                           settings.stream_idle_timeout_s)
     events = Events()
     pool.on_change = lambda change: events.emit(None, change)
-    relay = Relay(pool, client, settings.retry, scheduler, limits, router,
-                  settings.scheduling.fallback_after_s, providers, events)
+    google = GoogleUpstream(pool, client, scheduler, limits, events)
+    relay = Relay(google, settings.retry, router, settings.scheduling.fallback_after_s,
+                  providers, events)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
     ledger = _ledger(settings, clock)

@@ -17,7 +17,7 @@ from gemgate.compat.sse import EventReader, event
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.streams import StreamRun
 from gemgate.problems import ProblemId, hint
-from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify
+from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_status
 
 from .gemini import finish_stream
 
@@ -44,8 +44,7 @@ def _failure(data: bytes) -> tuple[Verdict, int, str] | None:
     error = parsed.get("error")
     if not isinstance(error, dict):
         return None
-    code = error.get("code")
-    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    status = error_status(data) or 502
     return classify(status, data), status, str(error.get("message") or "Upstream error")
 
 

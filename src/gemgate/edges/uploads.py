@@ -21,10 +21,10 @@ from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline import guard
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
-from gemgate.pipeline.relay import response_headers
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
+from gemgate.upstream.gemini import response_headers
 
 from .replies import gateway_error, json_reply, lang_of
 

@@ -17,7 +17,7 @@ from types import TracebackType
 from gemgate.pipeline.answer import Answer
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.events import Events, Finished
-from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_of
+from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_status
 from gemgate.upstream.client import NETWORK_ERRORS
 
 _TAIL = 8192  # bytes kept from the end: the usage and any error event are there
@@ -30,10 +30,8 @@ def error_event(tail: bytes) -> tuple[int, Verdict] | None:
     if at < 0:
         return None
     body = tail[at:].strip().removesuffix(b"]").strip()
-    code = error_of(body).get("code")
-    if not isinstance(code, int) or not 400 <= code <= 599:
-        return None
-    return code, classify(code, body)
+    code = error_status(body)
+    return (code, classify(code, body)) if code else None
 
 
 class StreamRun:

@@ -54,6 +54,13 @@ def error_of(body: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
+def error_status(body: bytes) -> int:
+    """The HTTP status an error body names (`error.code`, 400–599); 0 when it names none.
+    The one place an upstream error body's status is read."""
+    code = error_of(body).get("code")
+    return code if isinstance(code, int) and 400 <= code <= 599 else 0
+
+
 def _reason(error: dict[str, Any]) -> str:
     info = find_detail(error, "ErrorInfo")
     return str(info.get("reason", "")) if info else ""
