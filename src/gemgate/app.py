@@ -56,7 +56,7 @@ def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Schedule
     plan = settings.scheduling
     if not plan.enabled:
         return None
-    state = MemoryRateState(plan.minute_s, plan.margin_s, plan.day_s)
+    state = MemoryRateState(plan.minute_s, plan.margin_s, plan.day_s, pool.clock)
     return Scheduler(state, limits, pool, frozenset(plan.spill))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,8 +28,10 @@ class _Windows:
 
 class MemoryRateState:
     def __init__(self, minute_s: float = 60.0, margin_s: float = 0.5,
-                 day_s: float | None = None) -> None:
+                 day_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.minute_s, self.margin_s, self.day_s = minute_s, margin_s, day_s
+        self.clock = clock  # monotonic seconds (tests pass a fake one)
         self._books: dict[tuple[str, str], _Windows] = {}
         self._day_name, self._midnight = "", 0.0  # the Pacific day, and when it ends (monotonic)
 
@@ -57,7 +60,7 @@ class MemoryRateState:
         book = self._books.get((project, model))
         if book is None:
             book = self._books[(project, model)] = _Windows(self.minute_s, self.margin_s)
-        now = time.monotonic()
+        now = self.clock()
         wait = 0.0
         if limits.rpm:
             wait = book.minute_requests.wait(now, 1, limits.rpm)

@@ -1,0 +1,154 @@
+"""The core's decisions on a fake clock, in milliseconds: the relay's loop, the scheduler's
+admission, the classifier. (The pool's are in test_pool_health.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gemgate.config import ProjectConfig, RetryConfig, Settings
+from gemgate.pipeline.answer import Answer
+from gemgate.pipeline.call import Attempt, Call
+from gemgate.pipeline.events import AttemptMade, Event, Events
+from gemgate.pipeline.relay import Relay
+from gemgate.pipeline.route import Router
+from gemgate.problems import ProblemId
+from gemgate.scheduling.limits import LimitBook
+from gemgate.scheduling.scheduler import Ask, Grant, NoRoom, Scheduler
+from gemgate.state.memory import MemoryRateState
+from gemgate.upstream.classify import OK, Verdict, classify
+from gemgate.upstream.gemini import GoogleUpstream
+from gemgate.upstream.pool import KeyPool
+from gemgate.upstream.providers import Providers
+from gemgate.upstream.tries import Tries
+
+OVERLOADED = Verdict(ProblemId.MODEL_OVERLOADED, retry=True)
+INTERNAL = Verdict(ProblemId.UPSTREAM_INTERNAL, retry=True)
+BAD_KEY = Verdict(ProblemId.API_KEY_INVALID, "disable_key", retry=True, elsewhere=True)
+QUOTA = Verdict(ProblemId.QUOTA_EXHAUSTED, "cool_project", retry=True, elsewhere=True)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Scripted:
+    """An upstream that answers from a script: (status, verdict) per attempt."""
+
+    def __init__(self, script: list[tuple[int, Verdict]]) -> None:
+        self.script = list(script)
+        self.released: list[Verdict] = []
+
+    async def pick(self, call: Call, tries: Tries, patience: float) -> Any:
+        return "key" if self.script else Answer(503, gateway_problem=ProblemId.NO_HEALTHY_KEYS)
+
+    async def attempt(self, call: Call, pick: Any,
+                      limit_s: float) -> tuple[Answer, Verdict, Attempt]:
+        status, verdict = self.script.pop(0)
+        return (Answer(status, verdict=verdict),
+                verdict, Attempt("p", "k…ey", status, verdict.problem, 1.0))
+
+    def release(self, call: Call, pick: Any, answer: Answer, verdict: Verdict,
+                tries: Tries) -> None:
+        self.released.append(verdict)
+
+
+def _relay(attempts: int = 5) -> tuple[Relay, list[float], list[Event]]:
+    sleeps: list[float] = []
+    seen: list[Event] = []
+    events = Events()
+    events.subscribe(lambda call, event: seen.append(event))
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    settings = Settings()
+    pool = KeyPool([ProjectConfig(name="p", keys=["key-000001"])])
+    google = GoogleUpstream(pool, None, None, LimitBook({}, {}), events)  # type: ignore[arg-type]
+    relay = Relay(google, RetryConfig(attempts=attempts, base_delay_s=0.1, max_delay_s=1),
+                  Router(settings), 1.0, Providers([], lambda proxy: None, 1, 1),  # type: ignore[arg-type]
+                  events, sleep)
+    return relay, sleeps, seen
+
+
+def _call() -> Call:
+    call = Call("r1", "POST", "v1beta", "models/m:generateContent", "", {}, b"{}")
+    call.deadline = call.started + 60
+    return call
+
+
+def _through(relay: Relay, upstream: Scripted) -> Answer:
+    return asyncio.run(relay.through(_call(), upstream, 60))
+
+
+def test_the_loop_retries_transient_failures_with_backoff_then_succeeds() -> None:
+    relay, sleeps, seen = _relay()
+    upstream = Scripted([(503, OVERLOADED), (503, OVERLOADED), (200, OK)])
+    assert _through(relay, upstream).status == 200
+    assert len(sleeps) == 2 and all(0 <= s <= 1 for s in sleeps)
+    assert [e.status for e in seen if isinstance(e, AttemptMade)] == [503, 503, 200]
+    assert upstream.released == [OVERLOADED, OVERLOADED, OK]
+
+
+def test_the_budget_counts_every_attempt_but_a_keys_own_fault() -> None:
+    relay, sleeps, _ = _relay(attempts=2)
+    script = [(400, BAD_KEY), (400, BAD_KEY), (503, OVERLOADED), (503, OVERLOADED), (200, OK)]
+    answer = _through(relay, Scripted(script))
+    assert answer.status == 503  # two counted failures spend a budget of two
+    assert sleeps == [sleeps[0]]  # bad keys go elsewhere at once; one backoff between 503s
+
+
+def test_a_second_500_ends_the_tries_and_a_429_goes_elsewhere_at_once() -> None:
+    relay, sleeps, _ = _relay()
+    assert _through(relay, Scripted([(500, INTERNAL), (500, INTERNAL), (200, OK)])).status == 500
+    relay, sleeps, _ = _relay()
+    assert _through(relay, Scripted([(429, QUOTA), (200, OK)])).status == 200
+    assert sleeps == []
+
+
+def test_no_key_left_is_the_upstreams_answer() -> None:
+    relay, _, _ = _relay()
+    assert _through(relay, Scripted([])).problem == ProblemId.NO_HEALTHY_KEYS
+
+
+def test_the_scheduler_admits_by_the_fake_clocks_minute() -> None:
+    clock = FakeClock()
+    pool = KeyPool([ProjectConfig(name="p", keys=["key-000001"],
+                                  limits={})], clock=clock)
+    limits = LimitBook({"p": "free"}, {"p": {"m": {"rpm": 2, "tpm": None, "rpd": None}}})
+    scheduler = Scheduler(MemoryRateState(60.0, 0.5, 86400.0, clock), limits, pool)
+    ask = Ask("m", 10)
+    first, _ = scheduler.try_now(ask)
+    second, _ = scheduler.try_now(ask)
+    third, wait = scheduler.try_now(ask)
+    assert isinstance(first, Grant) and isinstance(second, Grant) and third is None
+    assert 60 <= wait <= 62  # a minute, its margin, and one bucket (1/60 of it) at most
+    clock.now += wait
+    fourth, _ = scheduler.try_now(ask)
+    assert isinstance(fourth, Grant)
+    pool.cool(pool.projects[0], 30, "429", "m")
+    cooling, wait = scheduler.try_now(ask)
+    assert cooling is None and 29 <= wait <= 30
+    pool.projects[0].keys[0].disabled_reason = "invalid"
+    refused, _ = scheduler.try_now(ask)
+    assert isinstance(refused, NoRoom) and refused.problem == ProblemId.NO_HEALTHY_KEYS
+
+
+def test_the_classifier_reads_googles_answers() -> None:
+    invalid = (b'{"error": {"code": 400, "message": "API key not valid.", "status": '
+               b'"INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.'
+               b'ErrorInfo", "reason": "API_KEY_INVALID"}]}}')
+    assert classify(400, invalid).action == "disable_key"
+    quota = (b'{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "q", '
+             b'"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
+             b'"retryDelay": "7s"}]}}')
+    verdict = classify(429, quota)
+    assert verdict.action == "cool_project" and verdict.cooldown_s == 7 and verdict.elsewhere
+    assert classify(503, b"").problem == ProblemId.MODEL_OVERLOADED and \
+        classify(503, b"").retry
+    assert classify(400, b'{"error": {"code": 400, "message": "bad"}}').retry is False
+    assert classify(200, b"{}").ok
