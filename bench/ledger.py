@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from gemgate.ledger import reports
 from gemgate.ledger.record import Record
-from gemgate.ledger.schema import connect, read_only
-from gemgate.ledger.writer import Ledger, write_batch
+from gemgate.storage.sqlite import reports
+from gemgate.storage.sqlite.ledger import Ledger, write_batch
+from gemgate.storage.sqlite.schema import connect, read_only
 
 DAY = 86400.0
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from gemgate.ledger import reports
 from gemgate.ledger.record import Record
-from gemgate.ledger.schema import MIGRATIONS, SchemaError, connect
-from gemgate.ledger.writer import Ledger, prune, write_batch
 from gemgate.prices import Price, PriceBook, Tokens, cost_of
 from gemgate.simulator import RunningSimulator
+from gemgate.storage.sqlite import reports
+from gemgate.storage.sqlite.ledger import Ledger, prune, write_batch
+from gemgate.storage.sqlite.schema import MIGRATIONS, SchemaError, connect
 from tests.conftest import TOKEN, post, run_gateway
 
 NOW = 1_790_000_000.0  # a fixed moment, so reports are reproducible

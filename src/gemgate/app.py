@@ -23,8 +23,6 @@ from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
 from gemgate.edges.wire import ClientAddress
-from gemgate.ledger.owners import LedgerOwnerStore
-from gemgate.ledger.writer import Ledger
 from gemgate.logs import access_log
 from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
@@ -39,6 +37,8 @@ from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S
 from gemgate.state.memory import MemoryRateState
+from gemgate.storage import Store
+from gemgate.storage.sqlite.store import SqliteStore
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.gemini import GoogleUpstream
@@ -47,7 +47,7 @@ from gemgate.upstream.prober import Prober
 from gemgate.upstream.providers import Providers
 
 POOL = web.AppKey("pool", KeyPool)
-LEDGER = web.AppKey("ledger", Ledger)
+STORE = web.AppKey("store", SqliteStore)
 AUTH = web.AppKey("auth", Authenticator)
 EVENTS = web.AppKey("events", Events)
 
@@ -60,20 +60,21 @@ def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Schedule
     return Scheduler(state, limits, pool, frozenset(plan.spill))
 
 
-def _ledger(settings: Settings, clock: Callable[[], float]) -> Ledger | None:
-    plan = settings.ledger
-    if not plan.enabled:
+def _store(settings: Settings, clock: Callable[[], float]) -> SqliteStore | None:
+    """The storage backend: the embedded SQLite file (None with the ledger switched off)."""
+    if not settings.ledger.enabled:
         return None
-    return Ledger(plan.path, plan.synchronous, plan.retention_days, clock)
+    return SqliteStore(settings.ledger, clock)
 
 
-def _meter(settings: Settings, ledger: Ledger | None, budgets: Budgets, rates: KeyRates,
+def _meter(settings: Settings, store: Store | None, budgets: Budgets, rates: KeyRates,
            clock: Callable[[], float]) -> Meter:
     prices = PriceBook({model: Price(**price.model_dump())
                         for model, price in settings.prices.items()})
     unbilled = frozenset() if settings.ledger.price_free_tier else frozenset(
         p.name for p in settings.projects if p.tier == "free")
-    return Meter(ledger, prices, budgets, rates, unbilled, settings.ledger.commit_timeout_s,
+    return Meter(store.ledger if store else None, prices, budgets, rates, unbilled,
+                 settings.ledger.commit_timeout_s,
                  clock)
 
 
@@ -95,18 +96,18 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                   providers, events)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
-    ledger = _ledger(settings, clock)
+    store = _store(settings, clock)
     alerts = Alerts(settings.budgets.webhook_url)
     budgets = Budgets(settings.timezone, settings.budgets.alert_at, alerts.send, clock)
     rates = KeyRates()
     book = KeyBook()
-    keys = None if ledger is None else KeyService(ledger, book, budgets, rates,
-                                                  settings.ledger.key_refresh_s)
-    owners = ResourceOwners(LedgerOwnerStore(ledger) if ledger is not None else None)
+    keys = None if store is None else KeyService(store.keys, book, budgets, rates,
+                                                 settings.ledger.key_refresh_s)
+    owners = ResourceOwners(store.owners if store is not None else None)
     auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
     if settings.log_requests:
         events.subscribe(write_line)
-    events.record_with(_meter(settings, ledger, budgets, rates, clock).on_finished)
+    events.record_with(_meter(settings, store, budgets, rates, clock).on_finished)
     flow = Pipeline(auth, router, Rights(rates, budgets), relay, owners, events,
                     settings.deadline_s)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
@@ -125,12 +126,12 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     app[AUTH] = auth
     app[EVENTS] = events
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
-    if ledger is not None:
-        app[LEDGER] = ledger
+    if store is not None:
+        app[STORE] = store
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool).routes())
     app.add_routes(AdminEdge(pool, providers, settings.admin_key, keys,
-                             settings.ledger.path if ledger else None,
+                             store.ledger if store else None,
                              settings.timezone, bodies, owners).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
@@ -138,8 +139,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     app.add_routes([unknown_route()])
 
     async def start(_: web.Application) -> None:
-        if ledger is not None and keys is not None:
-            await ledger.open()
+        if store is not None and keys is not None:
+            await store.open()
             await keys.refresh()
             keys.start()
         await owners.load()
@@ -149,9 +150,9 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
         await prober.stop()
         await client.close()
         await images.close()
-        if keys is not None and ledger is not None:
+        if keys is not None and store is not None:
             await keys.stop()
-            await ledger.close()
+            await store.close()
         await alerts.close()
         writer = access_log()
         if writer is not None:

@@ -7,7 +7,6 @@ gateway sees key changes within `ledger.key_refresh_s` (1 s by default).
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,12 +19,11 @@ import click
 import orjson
 
 from gemgate.access.budgets import KINDS, Budgets, limit_of
-from gemgate.access.service import spent_in
-from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound, KeyStore
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import ConfigError, Settings, load_settings
-from gemgate.ledger import reports
-from gemgate.ledger.schema import SchemaError, connect, read_only
+from gemgate.storage.sqlite import reports
+from gemgate.storage.sqlite.keys import KeyConflict, KeyInvalid, KeyNotFound, KeyStore
+from gemgate.storage.sqlite.schema import SchemaError, connect, read_only
 
 T = TypeVar("T")
 
@@ -128,7 +126,7 @@ def _spec_from(options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _spending(db: sqlite3.Connection, key: VirtualKey, zone: str) -> dict[str, Any]:
+def _spending(store: KeyStore, key: VirtualKey, zone: str) -> dict[str, Any]:
     """This period's spend of each budget the key has, from the ledger: what the gateway
     itself counts against the budget (free-tier calls cost 0 unless price_free_tier)."""
     budgets, now = Budgets(zone), time.time()
@@ -136,7 +134,8 @@ def _spending(db: sqlite3.Connection, key: VirtualKey, zone: str) -> dict[str, A
     for kind in KINDS:
         limit = limit_of(key, kind)
         if limit is not None:
-            spent = spent_in(db, key.id, budgets.period(kind, now))
+            period = budgets.period(kind, now)
+            spent = store.spent(key.id, period.start, period.end)
             found[kind] = {"budget_usd": limit, "spent_usd": round(spent, 9),
                            "remaining_usd": round(max(0.0, limit - spent), 9)}
     return found
@@ -214,7 +213,7 @@ def list_keys(include_revoked: bool, db: Path | None, config_path: Path | None,
     zone = _settings(config_path).timezone
     with _store(_db_path(db, config_path)) as store:
         keys = store.all(include_revoked)
-        spending = {k.id: _spending(store.db, k, zone) for k in keys}
+        spending = {k.id: _spending(store, k, zone) for k in keys}
     now = time.time()
     if as_json:
         views = [{**k.view(), "status": _status(k, spending[k.id], now),
@@ -248,7 +247,7 @@ def show(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -> 
     zone = _settings(config_path).timezone
     with _store(_db_path(db, config_path)) as store:
         key = store.get(ref)
-        spending = _spending(store.db, key, zone)
+        spending = _spending(store, key, zone)
     _print_key(key, as_json, spending=spending)
 
 

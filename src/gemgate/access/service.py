@@ -10,57 +10,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from gemgate.access.book import KeyBook
-from gemgate.access.budgets import Budgets, Period
+from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
-from gemgate.access.store import KeyStore
 from gemgate.access.vkeys import VirtualKey
-from gemgate.ledger.writer import Ledger
+from gemgate.storage import KeyStore
 
 log = logging.getLogger("gemgate.keys")
 T = TypeVar("T")
 
 
-def spent_in(db: sqlite3.Connection, key_id: str, period: Period) -> float:
-    row = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage_rollup "
-                     "WHERE vkey_id = ? AND bucket >= ? AND bucket < ?",
-                     (key_id, period.start, period.end)).fetchone()
-    return float(row[0])
-
-
 class KeyService:
-    def __init__(self, ledger: Ledger, book: KeyBook, budgets: Budgets, rates: KeyRates,
+    def __init__(self, store: KeyStore, book: KeyBook, budgets: Budgets, rates: KeyRates,
                  refresh_s: float) -> None:
-        self.ledger, self.book, self.budgets, self.rates = ledger, book, budgets, rates
+        self.store, self.book, self.budgets, self.rates = store, book, budgets, rates
         self.refresh_s = refresh_s
         self._poller: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
         """Reloads the book when the database's keys changed, and starts the budget counters
         of keys that have none yet from what the ledger says they spent."""
-        book = self.book
-
-        def read(db: sqlite3.Connection) -> tuple[int, list[VirtualKey] | None]:
-            store = KeyStore(db)
-            version = store.version()
-            return version, (store.all() if version != book.version else None)
-
-        version, keys = await self.ledger.run(read)
-        if keys is None:
+        version = await self.store.version()
+        if version == self.book.version:
             return
+        keys = await self.store.all()
         self.book.load(keys, version)
         self.rates.forget({k.id for k in keys})
-        starts = [(key, period) for key in keys if key.revoked_at is None
-                  for period in self.budgets.needs_start(key)]
-        if starts:
-            spent = await self.ledger.run(
-                lambda db: [spent_in(db, key.id, period) for key, period in starts])
-            for (key, period), usd in zip(starts, spent, strict=True):
-                self.budgets.start(key, period, usd)
+        for key in keys:
+            if key.revoked_at is None:
+                for period in self.budgets.needs_start(key):
+                    usd = await self.store.spent(key.id, period.start, period.end)
+                    self.budgets.start(key, period, usd)
 
     def start(self) -> None:
         self._poller = asyncio.get_running_loop().create_task(self._poll())
@@ -70,7 +53,7 @@ class KeyService:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.refresh()
-            except sqlite3.Error as exc:
+            except Exception as exc:  # the store is away: keep serving on the book we have
                 log.error("could not read virtual keys: %s", exc)
 
     async def stop(self) -> None:
@@ -79,15 +62,12 @@ class KeyService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
 
-    async def change(self, work: Callable[[KeyStore], T]) -> T:
-        """Runs a change on the writer's thread, then reloads, so it holds from the next
+    async def change(self, changed: Awaitable[T]) -> T:
+        """A change made in the store, then the book reloaded, so it holds from the next
         request on."""
-        result = await self.ledger.run(lambda db: work(KeyStore(db)))
+        result = await changed
         await self.refresh()
         return result
-
-    async def read(self, work: Callable[[KeyStore], T]) -> T:
-        return await self.ledger.run(lambda db: work(KeyStore(db)))
 
     def spent(self, key: VirtualKey) -> dict[str, Any]:
         return {"daily": round(self.budgets.spent(key.id, "daily"), 9),

@@ -6,7 +6,6 @@ rotated it, and never again.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,13 +14,13 @@ import orjson
 from aiohttp import web
 
 from gemgate.access.service import KeyService
-from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.access.vkeys import VirtualKey
-from gemgate.ledger import reports
-from gemgate.ledger.schema import read_only
 from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
 from gemgate.problems import problem as problem_record
+from gemgate.storage import LedgerStore
+from gemgate.storage.sqlite import reports
+from gemgate.storage.sqlite.keys import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
@@ -34,10 +33,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class AdminEdge:
     def __init__(self, pool: KeyPool, providers: Providers, admin_key: str | None,
-                 keys: KeyService | None, db_path: str | None, timezone: str,
+                 keys: KeyService | None, ledger: LedgerStore | None, timezone: str,
                  bodies: BodyReader, owners: ResourceOwners) -> None:
         self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
-        self.db_path, self.timezone, self.bodies = db_path, timezone, bodies
+        self.ledger, self.timezone, self.bodies = ledger, timezone, bodies
         self.owners = owners
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
@@ -113,51 +112,46 @@ class AdminEdge:
     async def list_keys(self, request: web.Request) -> web.Response:
         keys = self._keys
         include_revoked = request.query.get("revoked", "").lower() in ("1", "true", "yes")
-        found = await keys.read(lambda store: store.all(include_revoked))
+        found = await keys.store.all(include_revoked)
         return json_reply(200, {"keys": [self._view(k) for k in found]})
 
     async def get_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref = request.match_info["ref"]
-        return json_reply(200, self._view(await keys.read(lambda store: store.get(ref))))
+        return json_reply(200, self._view(await keys.store.get(ref)))
 
     async def create_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         data = await self._json_object(request)
-        key, secret = await keys.change(lambda store: store.create(data))
+        key, secret = await keys.change(keys.store.create(data))
         return json_reply(201, self._view(key, secret))
 
     async def update_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref, patch = request.match_info["ref"], await self._json_object(request)
-        return json_reply(200, self._view(await keys.change(lambda s: s.update(ref, patch))))
+        return json_reply(200, self._view(await keys.change(keys.store.update(ref, patch))))
 
     async def rotate_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref = request.match_info["ref"]
-        key, secret = await keys.change(lambda store: store.rotate(ref))
+        key, secret = await keys.change(keys.store.rotate(ref))
         return json_reply(200, self._view(key, secret))
 
     async def revoke_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref = request.match_info["ref"]
-        return json_reply(200, self._view(await keys.change(lambda s: s.revoke(ref))))
+        return json_reply(200, self._view(await keys.change(keys.store.revoke(ref))))
 
     async def usage(self, request: web.Request) -> web.Response:
         """GET /admin/usage?by=tenant&since=7d[&until=…][&tenant=…][&format=csv]"""
-        assert self.db_path is not None
+        assert self.ledger is not None
         query = request.query
         since = reports.parse_when(query.get("since", "7d"))
         until = reports.parse_when(query["until"]) if "until" in query else None
         filters = {name: query.get(name) for name in ("tenant", "key", "model", "project",
                                                        "provider")}
-        path, by, zone = self.db_path, query.get("by", "tenant"), self.timezone
-
-        def run() -> reports.Report:
-            with read_only(path) as db:
-                return reports.usage_report(db, by, since, until, zone, **filters)
-
-        report = await asyncio.to_thread(run)  # not on the writer's thread: writes go on
+        report = await self.ledger.report(query.get("by", "tenant"), since, until,
+                                          self.timezone, **filters)
         if query.get("format") == "csv":
             return web.Response(text=reports.to_csv(report), content_type="text/csv")
         return json_reply(200, report.as_dict())

@@ -52,6 +52,4 @@ class Record:
 
 
 COLUMNS = tuple(f.name for f in fields(Record))
-INSERT = (f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
-          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 _ROW = attrgetter(*COLUMNS)

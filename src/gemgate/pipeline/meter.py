@@ -17,18 +17,18 @@ from typing import Any
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
 from gemgate.ledger.record import Record
-from gemgate.ledger.writer import Ledger
 from gemgate.pipeline.call import Call
 from gemgate.pipeline.events import Finished
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
+from gemgate.storage import LedgerStore
 
 log = logging.getLogger("gemgate.meter")
 GEMINI = "gemini"
 
 
 class Meter:
-    def __init__(self, ledger: Ledger | None, prices: PriceBook, budgets: Budgets,
+    def __init__(self, ledger: LedgerStore | None, prices: PriceBook, budgets: Budgets,
                  rates: KeyRates, unbilled_projects: frozenset[str],
                  commit_timeout_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.ledger, self.prices, self.budgets, self.rates = ledger, prices, budgets, rates

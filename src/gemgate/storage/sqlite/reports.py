@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gemgate.ledger.schema import ROLLUP_BUCKET_S
+from gemgate.storage.sqlite.schema import ROLLUP_BUCKET_S
 
 GroupBy = Literal["tenant", "key", "model", "project", "provider", "day"]
 GROUPS: tuple[str, ...] = ("tenant", "key", "model", "project", "provider", "day")

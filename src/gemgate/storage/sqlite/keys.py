@@ -109,6 +109,14 @@ class KeyStore:
                         (digest_of(secret), mask_of(secret), time.time(), key.id))
         return self.get(key.id), secret
 
+    def spent(self, key_id: str, start: float, end: float) -> float:
+        """What a key spent from `start` to `end` (whole rollup buckets: budget periods start
+        on a bucket's edge), in USD."""
+        row = self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage_rollup "
+                              "WHERE vkey_id = ? AND bucket >= ? AND bucket < ?",
+                              (key_id, start, end)).fetchone()
+        return float(row[0])
+
     def revoke(self, ref: str) -> VirtualKey:
         """For good: a revoked key is kept (its usage stays attributed) but never works again."""
         key = self._active(ref)

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from gemgate.ledger.record import INSERT, Record
-from gemgate.ledger.schema import ROLLUP_BUCKET_S, connect
+from gemgate.ledger.record import COLUMNS, Record
+from gemgate.storage.sqlite.schema import ROLLUP_BUCKET_S, connect
 
 log = logging.getLogger("gemgate.ledger")
 T = TypeVar("T")
@@ -50,6 +50,8 @@ ON CONFLICT (bucket, tenant, vkey_id, provider, project, model) DO UPDATE SET
     cost_usd = cost_usd + excluded.cost_usd
 """
 
+INSERT = (f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
+          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 RollupKey = tuple[int, str, str, str, str, str]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from gemgate.ledger.writer import Ledger
+from gemgate.storage.sqlite.ledger import Ledger
 
 
 class LedgerOwnerStore:
