@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from openai import OpenAI
 
-from gemgate.pipeline.events import AttemptMade, Event, FellBack, Finished, StageEntered
+from gemgate.core.events import AttemptMade, Event, FellBack, Finished, StageEntered
 from gemgate.pipeline.flow import STAGES
 from gemgate.simulator import RunningSimulator
 from tests.conftest import TOKEN, RunningGateway, run_gateway

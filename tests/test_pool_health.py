@@ -9,9 +9,9 @@ import time
 import requests
 
 from gemgate.config import OutlierConfig, ProjectConfig
+from gemgate.core.classify import OK, Verdict
 from gemgate.logs import setup_logging
 from gemgate.simulator import RunningSimulator
-from gemgate.upstream.classify import OK, Verdict
 from gemgate.upstream.pool import KeyPool, Lease
 from tests.conftest import TOKEN, run_gateway
 

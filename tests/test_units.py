@@ -7,20 +7,20 @@ import asyncio
 from typing import Any
 
 from gemgate.config import ProjectConfig, RetryConfig, Settings
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Attempt, Call
-from gemgate.pipeline.events import AttemptMade, Event, Events
+from gemgate.core.answer import Answer
+from gemgate.core.call import Attempt, Call
+from gemgate.core.classify import OK, Verdict, classify
+from gemgate.core.events import AttemptMade, Event, Events
+from gemgate.pipeline.google import GoogleUpstream
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.route import Router
+from gemgate.pipeline.tries import Tries
 from gemgate.problems import ProblemId
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Ask, Grant, NoRoom, Scheduler
 from gemgate.state.memory import MemoryRateState
-from gemgate.upstream.classify import OK, Verdict, classify
-from gemgate.upstream.gemini import GoogleUpstream
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
-from gemgate.upstream.tries import Tries
 
 OVERLOADED = Verdict(ProblemId.MODEL_OVERLOADED, retry=True)
 INTERNAL = Verdict(ProblemId.UPSTREAM_INTERNAL, retry=True)

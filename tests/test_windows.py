@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from gemgate.scheduling.windows import SlidingWindow
 from gemgate.simulator.quota import _Window as GooglesWindow
+from gemgate.state.windows import SlidingWindow
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -14,6 +14,7 @@ from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
+from gemgate.core.events import Events
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
@@ -26,8 +27,8 @@ from gemgate.edges.wire import ClientAddress
 from gemgate.logs import access_log
 from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
-from gemgate.pipeline.events import Events
 from gemgate.pipeline.flow import Pipeline
+from gemgate.pipeline.google import GoogleUpstream
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
@@ -41,7 +42,6 @@ from gemgate.storage import Store
 from gemgate.storage.sqlite.store import SqliteStore
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
-from gemgate.upstream.gemini import GoogleUpstream
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.prober import Prober
 from gemgate.upstream.providers import Providers

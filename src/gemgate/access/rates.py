@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from gemgate.access.vkeys import VirtualKey
-from gemgate.scheduling.windows import Bucket, SlidingWindow
+from gemgate.state.windows import Bucket, SlidingWindow
 
 MINUTE_S = 60.0
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from gemgate.access.book import KeyBook
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
+from gemgate.access.store import KeyStore
 from gemgate.access.vkeys import VirtualKey
-from gemgate.storage import KeyStore
 
 log = logging.getLogger("gemgate.keys")
 T = TypeVar("T")

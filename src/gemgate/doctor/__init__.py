@@ -1,6 +1,6 @@
 """`gemgate doctor`: every key, network and quota problem between this machine and Gemini,
 found in order and explained with the fix, in English or Chinese — from the same problem table
-(gemgate.problems) and answer classification (gemgate.upstream.classify) as the gateway."""
+(gemgate.problems) and answer classification (gemgate.core.classify) as the gateway."""
 
 from gemgate.problems import ProblemId as P
 

@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from gemgate.core.classify import classify, error_of
 from gemgate.google_errors import find_detail
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
-from gemgate.upstream.classify import classify, error_of
 
 from .findings import Finding
 

@@ -15,13 +15,13 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
+from gemgate.core.refusal import Refusal
 from gemgate.google_errors import retry_info
 from gemgate.pipeline import guard
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
 from gemgate.pipeline.flow import Decoder, Outcome, Pipeline
 from gemgate.pipeline.inbound import Inbound
-from gemgate.pipeline.refusal import Refusal
 from gemgate.pipeline.streams import StreamRun
 from gemgate.problems import ProblemId
 

@@ -31,10 +31,10 @@ from gemgate.compat.chat_request import (
 from gemgate.compat.chat_response import ToolIds, completion
 from gemgate.compat.errors import from_google, openai_error
 from gemgate.compat.remote_images import RemoteImages
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
+from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.flow import Decoder, Outcome, Pipeline
-from gemgate.pipeline.refusal import Refusal, refusal
 from gemgate.problems import ProblemId, hint
 from gemgate.upstream.providers import Providers
 

@@ -14,10 +14,10 @@ from aiohttp import web
 from gemgate.compat.chat_response import ChunkTranslator, ToolIds
 from gemgate.compat.errors import openai_error
 from gemgate.compat.sse import EventReader, event
-from gemgate.pipeline.call import Call
+from gemgate.core.call import Call
+from gemgate.core.classify import NETWORK_FAILURE, Verdict, classify, error_status
 from gemgate.pipeline.streams import StreamRun
 from gemgate.problems import ProblemId, hint
-from gemgate.upstream.classify import NETWORK_FAILURE, Verdict, classify, error_status
 
 from .gemini import finish_stream
 

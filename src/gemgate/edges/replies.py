@@ -13,9 +13,9 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
 from gemgate.google_errors import STATUS_BY_CODE, error_dict, help_links, retry_info
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
 from gemgate.problems import ProblemId, hint, language
 from gemgate.problems import problem as problem_record
 from gemgate.secrets import scrub

@@ -17,14 +17,14 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
 from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline import guard
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
+from gemgate.pipeline.google import response_headers
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
-from gemgate.upstream.gemini import response_headers
 
 from .replies import gateway_error, json_reply, lang_of
 

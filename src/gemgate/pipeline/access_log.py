@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from gemgate.core.call import Call
+from gemgate.core.events import Event, Finished
 from gemgate.logs import access_log
-from gemgate.pipeline.call import Call
-from gemgate.pipeline.events import Event, Finished
 
 
 def line(call: Call, event: Finished) -> dict[str, object]:

@@ -17,7 +17,7 @@ import time
 from gemgate.access.book import KeyBook
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import TenantConfig
-from gemgate.pipeline.call import Tenant
+from gemgate.core.call import Tenant
 from gemgate.problems import ProblemId
 
 log = logging.getLogger("gemgate.auth")

@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gemgate.pipeline.answer import Answer
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
+from gemgate.core.events import Events, Finished, StageEntered
+from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.auth import Authenticator
-from gemgate.pipeline.call import Call
-from gemgate.pipeline.events import Events, Finished, StageEntered
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.pipeline.inbound import BodyProblem, Inbound
 from gemgate.pipeline.listing import listing
-from gemgate.pipeline.refusal import Refusal, refusal
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router

@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from gemgate.pipeline.call import Call
-from gemgate.pipeline.refusal import Refusal, refusal
+from gemgate.core.call import Call
+from gemgate.core.refusal import Refusal, refusal
 from gemgate.problems import ProblemId
 
 MODEL_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "countTokens",

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
 from gemgate.pipeline.relay import Relay
 from gemgate.upstream.affinity import ResourceOwners
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
+from gemgate.core.call import Call
+from gemgate.core.events import Finished
 from gemgate.ledger.record import Record
-from gemgate.pipeline.call import Call
-from gemgate.pipeline.events import Finished
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
 from gemgate.storage import LedgerStore

@@ -19,15 +19,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gemgate.config import RetryConfig
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Attempt, Call
-from gemgate.pipeline.events import AttemptMade, Events, FellBack
+from gemgate.core.answer import Answer
+from gemgate.core.call import Attempt, Call
+from gemgate.core.classify import Verdict
+from gemgate.core.events import AttemptMade, Events, FellBack
+from gemgate.pipeline.google import GoogleUpstream
+from gemgate.pipeline.provider import ProviderUpstream
 from gemgate.pipeline.route import Router
+from gemgate.pipeline.tries import Tries
 from gemgate.problems import ProblemId, may_fall_back
-from gemgate.upstream.classify import Verdict
-from gemgate.upstream.gemini import GoogleUpstream
-from gemgate.upstream.providers import Providers, ProviderUpstream
-from gemgate.upstream.tries import Tries
+from gemgate.upstream.providers import Providers
 
 Sleep = Callable[[float], Awaitable[None]]  # asyncio.sleep, or a test's fake clock's
 

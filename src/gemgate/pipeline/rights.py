@@ -11,9 +11,9 @@ from datetime import datetime
 
 from gemgate.access.budgets import Budgets
 from gemgate.access.rates import KeyRates
-from gemgate.pipeline.call import Call
+from gemgate.core.call import Call
+from gemgate.core.refusal import Refusal
 from gemgate.pipeline.guard import MODEL_ACTIONS
-from gemgate.pipeline.refusal import Refusal
 from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import estimate_tokens
 

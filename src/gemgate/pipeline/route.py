@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from gemgate.config import Settings
+from gemgate.core.call import Call
 from gemgate.pipeline import auto
-from gemgate.pipeline.call import Call
 from gemgate.problems import ProblemId
 from gemgate.scheduling.scheduler import PRIORITIES
 

@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Call
-from gemgate.pipeline.events import Events, Finished
-from gemgate.upstream.classify import NETWORK_FAILURE, OK, Verdict, classify, error_status
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
+from gemgate.core.classify import NETWORK_FAILURE, OK, Verdict, classify, error_status
+from gemgate.core.events import Events, Finished
 from gemgate.upstream.client import NETWORK_ERRORS
 
 _TAIL = 8192  # bytes kept from the end: the usage and any error event are there

@@ -10,16 +10,10 @@ then); free-tier numbers were reported cut by 50–80% in December 2025, so set 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    rpm: int | None = None  # requests per minute
-    tpm: int | None = None  # input tokens per minute
-    rpd: int | None = None  # requests per day (Pacific)
-
+from gemgate.state import Limits
 
 _K, _M = 1_000, 1_000_000
 # tier → model family → (RPM, TPM, RPD); None where the table printed no limit.

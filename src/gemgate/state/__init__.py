@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gemgate.scheduling.limits import Limits
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A project's limits for one model, as gemgate paces them (None: no limit)."""
+
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # input tokens per minute
+    rpd: int | None = None  # requests per day (Pacific)
 
 
 @dataclass(slots=True)

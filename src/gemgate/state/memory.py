@@ -7,9 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gemgate.scheduling.limits import Limits
-from gemgate.scheduling.windows import SlidingWindow
-from gemgate.state import Reservation
+from gemgate.state import Limits, Reservation
+from gemgate.state.windows import SlidingWindow
 
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 

@@ -6,34 +6,14 @@ network backend (PostgreSQL) can stand behind them as the embedded SQLite one do
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
-from gemgate.access.vkeys import VirtualKey
+from gemgate.access.store import KeyStore
 from gemgate.ledger.record import Record
 from gemgate.storage.sqlite.reports import Report
 from gemgate.upstream.affinity import OwnerStore
 
-
-class KeyStore(Protocol):
-    """Virtual keys. Raises KeyNotFound, KeyConflict or KeyInvalid (storage.sqlite.keys)."""
-
-    async def version(self) -> int:
-        """A number that moves whenever any key changes (replicas reload on it)."""
-
-    async def all(self, include_revoked: bool = True) -> list[VirtualKey]: ...
-
-    async def get(self, ref: str) -> VirtualKey: ...
-
-    async def create(self, data: dict[str, Any]) -> tuple[VirtualKey, str]: ...
-
-    async def update(self, ref: str, patch: dict[str, Any]) -> VirtualKey: ...
-
-    async def rotate(self, ref: str) -> tuple[VirtualKey, str]: ...
-
-    async def revoke(self, ref: str) -> VirtualKey: ...
-
-    async def spent(self, key_id: str, start: float, end: float) -> float:
-        """USD a key spent in [start, end) — where budget counters start from."""
+__all__ = ["KeyStore", "LedgerStore", "Store"]
 
 
 class LedgerStore(Protocol):

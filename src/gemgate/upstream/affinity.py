@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from gemgate.pipeline.call import Call
+from gemgate.core.call import Call
 
 KINDS = ("files", "cachedContents", "batches", "fileSearchStores", "tunedModels", "corpora")
 _KIND = "|".join(KINDS)

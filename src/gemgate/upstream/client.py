@@ -8,7 +8,7 @@ from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from yarl import URL
 
 from gemgate.config import Settings, proxy_options
-from gemgate.pipeline.call import Call
+from gemgate.core.call import Call
 from gemgate.upstream.pool import Lease
 
 # What a failed connection raises, directly or through a proxy: the network failed, not the key.

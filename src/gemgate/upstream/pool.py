@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemgate.config import OutlierConfig, ProjectConfig
-from gemgate.pipeline.events import PoolChanged
+from gemgate.core.classify import Verdict
+from gemgate.core.events import PoolChanged
 from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key
-from gemgate.upstream.classify import Verdict
 from gemgate.upstream.outliers import Outlier, OutlierPolicy
 
 log = logging.getLogger("gemgate.pool")

@@ -9,9 +9,9 @@ import logging
 
 import orjson
 
-from gemgate.pipeline.call import Call
+from gemgate.core.call import Call
+from gemgate.core.classify import classify
 from gemgate.problems import ProblemId
-from gemgate.upstream.classify import classify
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, KeyState, Lease
 

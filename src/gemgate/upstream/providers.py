@@ -9,10 +9,8 @@ in turn; one that is refused (401/403) or rate-limited rests for a while.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +20,12 @@ import orjson
 from gemgate.compat.provider_chat import StreamToGemini, from_openai, to_openai
 from gemgate.compat.sse import EventReader, event
 from gemgate.config import ProviderConfig
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
+from gemgate.core.classify import OK, Verdict, error_status
 from gemgate.google_errors import STATUS_BY_CODE, error_body
-from gemgate.pipeline.answer import Answer
-from gemgate.pipeline.call import Attempt, Call
 from gemgate.problems import ProblemId
 from gemgate.secrets import mask_key, scrub
-from gemgate.upstream.classify import OK, TIMEOUT, Verdict, error_status
-from gemgate.upstream.client import NETWORK_ERRORS
-from gemgate.upstream.tries import Tries
 
 JSON_TYPE = "application/json; charset=UTF-8"
 KEY_REST_S = 300.0  # a refused key, before it is tried again
@@ -268,46 +264,3 @@ class Providers:
         return Answer(200, [("content-type", JSON_TYPE)], orjson.dumps(response),
                       usage=response.get("usageMetadata")), OK
 
-
-_PROVIDER_DOWN = Verdict(ProblemId.PROVIDER_UNAVAILABLE, retry=True, reason="connection failed")
-
-
-class ProviderUpstream:
-    """One `<provider>/<model>` link as an upstream of the relay's loop: its keys in turn
-    (a refused or rate-limited key rests), one attempt at a time."""
-
-    def __init__(self, providers: Providers, link: Link,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.providers, self.link, self.clock = providers, link, clock
-
-    async def pick(self, call: Call, tries: Tries, patience: float) -> ProviderKey | Answer:
-        if call.action not in ("generateContent", "streamGenerateContent"):
-            return Answer(400, gateway_problem=ProblemId.PROVIDER_UNSUPPORTED)
-        provider = self.link.provider
-        key = provider.next_key(self.clock())
-        if key is None:
-            return tries.last or Answer(429, gateway_problem=ProblemId.PROVIDER_KEYS_RESTING,
-                                        retry_after_s=provider.soonest(self.clock()))
-        return key
-
-    async def attempt(self, call: Call, key: ProviderKey,
-                      limit_s: float) -> tuple[Answer, Verdict, Attempt]:
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(max(0.001, limit_s)):
-                answer, verdict = await self.providers.attempt(call, self.link, key)
-        except TimeoutError:
-            verdict = TIMEOUT
-            answer = Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT, verdict=verdict)
-        except NETWORK_ERRORS:
-            verdict = _PROVIDER_DOWN
-            answer = Answer(502, gateway_problem=ProblemId.PROVIDER_UNAVAILABLE,
-                            verdict=verdict)
-        name = self.link.provider.name
-        return answer, verdict, Attempt(name, key.masked, answer.status if
-                                        answer.gateway_problem is None else 0, verdict.problem,
-                                        (time.perf_counter() - started) * 1000, name)
-
-    def release(self, call: Call, key: ProviderKey, answer: Answer, verdict: Verdict,
-                tries: Tries) -> None:
-        """Nothing to give back: a key's rest was set when its answer was read."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gemgate.pipeline.answer import Answer
+from gemgate.core.answer import Answer
+from gemgate.core.classify import Verdict
 from gemgate.problems import ProblemId
-from gemgate.upstream.classify import Verdict
 
 # Google's advice for 500 INTERNAL is to retry once: a second 500 for the same body (from
 # another project, where the retry goes) says the body is the cause — a request Google's

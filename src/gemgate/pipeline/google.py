@@ -12,18 +12,18 @@ from typing import Any
 
 import aiohttp
 
-from gemgate.pipeline.answer import Answer, GoogleStream
-from gemgate.pipeline.call import Attempt, Call
-from gemgate.pipeline.events import Events, QueueWaited
+from gemgate.core.answer import Answer, GoogleStream
+from gemgate.core.call import Attempt, Call
+from gemgate.core.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_status
+from gemgate.core.events import Events, QueueWaited
+from gemgate.pipeline.tries import Tries
 from gemgate.problems import ProblemId, problem
 from gemgate.scheduling.estimate import estimate_tokens
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Ask, Grant, NoRoom, Scheduler
 from gemgate.secrets import StreamScrubber, scrub, scrub_headers
-from gemgate.upstream.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_status
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
-from gemgate.upstream.tries import Tries
 from gemgate.usage import find_usage
 
 # Calls that spend a model's quota, so go through admission.

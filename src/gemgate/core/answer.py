@@ -11,9 +11,7 @@ from gemgate.problems import ProblemId
 from gemgate.secrets import StreamScrubber
 
 if TYPE_CHECKING:
-    from gemgate.scheduling.scheduler import Grant
-    from gemgate.upstream.classify import Verdict
-    from gemgate.upstream.pool import Lease
+    from gemgate.core.classify import Verdict
 
 
 class ChunkStream(Protocol):
@@ -61,8 +59,11 @@ class Answer:
     body: bytes = b""
     stream: ChunkStream | None = None
     first_chunk: bytes = b""
-    lease: Lease | None = None  # held until a stream ends, so in-flight counts stay true
-    grant: Grant | None = None  # the stream's quota reservation, settled when it ends
+    # What a stream holds until it ends, returned then by the upstream that gave it (a pool's
+    # Lease, so in-flight counts stay true; a scheduler's Grant, settled with the real usage).
+    # Typed where they are made and used (pipeline.google): core depends on no layer above it.
+    lease: Any = None
+    grant: Any = None
     verdict: Verdict | None = None  # why an upstream error is being passed on
     gateway_problem: ProblemId | None = None  # gemgate's own refusal (no room, no keys, deadline)
     retry_after_s: float | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gemgate.problems import ProblemId
 
 if TYPE_CHECKING:
-    from gemgate.pipeline.call import Call
+    from gemgate.core.call import Call
 
 log = logging.getLogger("gemgate.events")
 

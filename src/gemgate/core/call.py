@@ -10,8 +10,8 @@ from gemgate.problems import ProblemId
 
 if TYPE_CHECKING:
     from gemgate.access.vkeys import VirtualKey
-    from gemgate.pipeline.answer import Answer
-    from gemgate.scheduling.windows import Bucket
+    from gemgate.core.answer import Answer
+    from gemgate.state.windows import Bucket
 
 
 @dataclass(frozen=True, slots=True)
