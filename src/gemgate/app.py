@@ -38,6 +38,7 @@ from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S
 from gemgate.state.memory import MemoryRateState
+from gemgate.state.records import MemoryRecords
 from gemgate.storage import Store
 from gemgate.storage.sqlite.store import SqliteStore
 from gemgate.upstream.affinity import ResourceOwners
@@ -135,7 +136,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                              settings.timezone, bodies, owners).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
-    app.add_routes(UploadEdge(gemini, client, prefix, settings.server.public_url).routes())
+    app.add_routes(UploadEdge(gemini, client, MemoryRecords(), prefix,
+                              settings.server.public_url).routes())
     app.add_routes([unknown_route()])
 
     async def start(_: web.Application) -> None:

@@ -7,12 +7,11 @@ which project the upload belongs to, and streams the chunks through without buff
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
@@ -24,12 +23,13 @@ from gemgate.pipeline import guard
 from gemgate.pipeline.google import response_headers
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
+from gemgate.state.records import Records
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient, forwardable
 
 from .replies import gateway_error, json_reply, lang_of
 
-_SESSION_TTL_S = 24 * 3600
-_MAX_SESSIONS = 10_000
+_SESSION_TTL_S = 24 * 3600  # Google keeps an upload URL for a week; a day is ample here
+_SESSION = "upload:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +37,23 @@ class UploadSession:
     upstream_url: str
     project: str
     proxy: str | None
-    created: float
     tenant: str  # Tenant.id of who started it: the file will be theirs
     secret: str  # the key that started it, to mask in what upstream answers
 
+    def encoded(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def decoded(cls, raw: bytes) -> UploadSession:
+        return cls(**orjson.loads(raw))
+
 
 class UploadEdge:
-    def __init__(self, gemini: GeminiEdge, client: UpstreamClient, prefix: str = "",
-                 public_url: str | None = None) -> None:
+    def __init__(self, gemini: GeminiEdge, client: UpstreamClient, sessions: Records,
+                 prefix: str = "", public_url: str | None = None) -> None:
         self.gemini, self.client, self.prefix = gemini, client, prefix
         self.public_url = public_url
-        self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
+        self.sessions = sessions  # upload id → UploadSession, shared by replicas
 
     def routes(self) -> list[web.RouteDef]:
         path = "/upload/{version:v1beta|v1|v1alpha}/{path:.*}"
@@ -75,9 +81,10 @@ class UploadEdge:
             project = call.attempts[-1].project
             pool_project = self.gemini.flow.relay.pool.project(project)
             tenant = call.tenant.id if call.tenant is not None else ""
-            self._remember(upload_id, UploadSession(
-                upstream_url, project, pool_project.proxy if pool_project else None,
-                time.monotonic(), tenant, answer.secret or ""))
+            session = UploadSession(upstream_url, project,
+                                    pool_project.proxy if pool_project else None, tenant,
+                                    answer.secret or "")
+            await self.sessions.put(_SESSION + upload_id, session.encoded(), _SESSION_TTL_S)
             ours = f"{self._own_url(request)}?{urlsplit(upstream_url).query}"
             answer.headers = [(k, ours if k.lower() == "x-goog-upload-url" else v)
                               for k, v in answer.headers]
@@ -94,18 +101,12 @@ class UploadEdge:
             return self.public_url + request.path[len(self.prefix):]
         return self.gemini.address.public_origin(request) + request.path
 
-    def _remember(self, upload_id: str, session: UploadSession) -> None:
-        self._sessions[upload_id] = session
-        cutoff = time.monotonic() - _SESSION_TTL_S
-        while self._sessions and (len(self._sessions) > _MAX_SESSIONS
-                                  or next(iter(self._sessions.values())).created < cutoff):
-            self._sessions.popitem(last=False)
-
     async def _chunk(self, request: web.Request, upload_id: str) -> web.StreamResponse:
-        session = self._sessions.get(upload_id)
+        raw = await self.sessions.get(_SESSION + upload_id)
         lang = lang_of(request)
-        if session is None:
+        if raw is None:
             return json_reply(404, gateway_error(404, ProblemId.UPLOAD_UNKNOWN, lang))
+        session = UploadSession.decoded(raw)
         headers = {k: v for k, v in request.headers.items() if forwardable(k)}
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
@@ -119,7 +120,7 @@ class UploadEdge:
         except NETWORK_ERRORS:
             return json_reply(502, gateway_error(502, ProblemId.UPSTREAM_UNREACHABLE, lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
-            self._sessions.pop(upload_id, None)
+            await self.sessions.delete(_SESSION + upload_id)
             await self.gemini.flow.owners.created(session.tenant, body, session.project)
         return web.Response(status=upstream.status, body=body,
                             headers=CIMultiDict(response_headers(upstream, session.secret)))
