@@ -14,7 +14,7 @@ from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
-from gemgate.core.events import Events
+from gemgate.core.events import Events, Finished
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
@@ -107,7 +107,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     owners = ResourceOwners(store.owners if store is not None else None)
     auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
     if settings.log_requests:
-        events.subscribe(write_line)
+        events.subscribe(write_line, (Finished,))
     events.record_with(_meter(settings, store, budgets, rates, clock).on_finished)
     flow = Pipeline(auth, router, Rights(rates, budgets), relay, owners, events,
                     settings.deadline_s)

@@ -37,6 +37,7 @@ from gemgate.upstream.client import forwardable
 
 Decoder = Callable[[Call], Awaitable[Refusal | None]]
 STAGES = ("auth", "read", "decode", "route", "rights", "owners", "relay")
+_ENTERED = {stage: StageEntered(stage) for stage in STAGES}  # made once: they never change
 
 
 @dataclass(slots=True)
@@ -129,7 +130,8 @@ class Pipeline:
         return None
 
     def _entered(self, call: Call, stage: str) -> None:
-        self.events.emit(call, StageEntered(stage))
+        if self.events.wants(StageEntered):
+            self.events.emit(call, _ENTERED[stage])
 
     async def _forward(self, call: Call) -> Answer:
         """The relay (or a list gathered over projects); a successful create or delete

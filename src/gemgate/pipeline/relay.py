@@ -85,9 +85,10 @@ class Relay:
             answer, verdict, attempt = await upstream.attempt(call, pick,
                                                               self._attempt_limit(call))
             call.attempts.append(attempt)
-            self.events.emit(call, AttemptMade(attempt.project, attempt.masked_key,
-                                               attempt.status, attempt.problem,
-                                               attempt.upstream_ms, attempt.provider))
+            if self.events.wants(AttemptMade):
+                self.events.emit(call, AttemptMade(attempt.project, attempt.masked_key,
+                                                   attempt.status, attempt.problem,
+                                                   attempt.upstream_ms, attempt.provider))
             tries.count(verdict)
             upstream.release(call, pick, answer, verdict, tries)
             if verdict.ok or not verdict.retry or tries.give_up_on(answer):
