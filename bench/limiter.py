@@ -29,8 +29,8 @@ async def measure(projects: int) -> float:
     for _ in range(ROUNDS):
         grant = await scheduler.admit(ask, 1.0)
         assert isinstance(grant, Grant)
-        scheduler.settle(grant, 10, counted=True)
-        scheduler.settle(grant, None, counted=False)  # keep the windows from filling up
+        await scheduler.settle(grant, 10, counted=True)
+        await scheduler.settle(grant, None, counted=False)  # keep the windows from filling up
     return (time.perf_counter() - started) / ROUNDS * 1e6
 
 

@@ -52,8 +52,8 @@ class Scripted:
         return (Answer(status, verdict=verdict),
                 verdict, Attempt("p", "k…ey", status, verdict.problem, 1.0))
 
-    def release(self, call: Call, pick: Any, answer: Answer, verdict: Verdict,
-                tries: Tries) -> None:
+    async def release(self, call: Call, pick: Any, answer: Answer, verdict: Verdict,
+                      tries: Tries) -> None:
         self.released.append(verdict)
 
 
@@ -122,19 +122,23 @@ def test_the_scheduler_admits_by_the_fake_clocks_minute() -> None:
     limits = LimitBook({"p": "free"}, {"p": {"m": {"rpm": 2, "tpm": None, "rpd": None}}})
     scheduler = Scheduler(MemoryRateState(60.0, 0.5, 86400.0, clock), limits, pool)
     ask = Ask("m", 10)
-    first, _ = scheduler.try_now(ask)
-    second, _ = scheduler.try_now(ask)
-    third, wait = scheduler.try_now(ask)
+
+    def try_now() -> tuple[object, float]:
+        return asyncio.run(scheduler.try_now(ask))
+
+    first, _ = try_now()
+    second, _ = try_now()
+    third, wait = try_now()
     assert isinstance(first, Grant) and isinstance(second, Grant) and third is None
     assert 60 <= wait <= 62  # a minute, its margin, and one bucket (1/60 of it) at most
     clock.now += wait
-    fourth, _ = scheduler.try_now(ask)
+    fourth, _ = try_now()
     assert isinstance(fourth, Grant)
     pool.cool(pool.projects[0], 30, "429", "m")
-    cooling, wait = scheduler.try_now(ask)
+    cooling, wait = try_now()
     assert cooling is None and 29 <= wait <= 30
     pool.projects[0].keys[0].disabled_reason = "invalid"
-    refused, _ = scheduler.try_now(ask)
+    refused, _ = try_now()
     assert isinstance(refused, NoRoom) and refused.problem == ProblemId.NO_HEALTHY_KEYS
 
 

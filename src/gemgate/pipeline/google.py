@@ -74,7 +74,7 @@ class GoogleUpstream:
                 return GooglePick(lease, grant)
             if grant is None:
                 return self._no_key(call, tries)
-            self._settle(grant, None, counted=False)  # the project lost its last key meanwhile
+            await self._settle(grant, None, counted=False)  # its project lost its last key
             tries.excluded.add(grant.project)
 
     async def _admit(self, call: Call, patience: float, tries: Tries) -> Grant | NoRoom | None:
@@ -160,8 +160,8 @@ class GoogleUpstream:
                         first_chunk=first, lease=lease, secret=lease.key.secret)
         return answer, classify(200, b"")
 
-    def release(self, call: Call, pick: GooglePick, answer: Answer, verdict: Verdict,
-                tries: Tries) -> None:
+    async def release(self, call: Call, pick: GooglePick, answer: Answer, verdict: Verdict,
+                      tries: Tries) -> None:
         """What the attempt revealed, acted on; a stream keeps its key and reservation until
         it ends (`finish_stream`)."""
         lease, grant = pick.lease, pick.grant
@@ -178,20 +178,19 @@ class GoogleUpstream:
         if grant is not None:
             counted = verdict.problem not in (ProblemId.QUOTA_EXHAUSTED,
                                               ProblemId.UPSTREAM_UNREACHABLE)
-            self._settle(grant, prompt_tokens(answer.usage), counted)
+            await self._settle(grant, prompt_tokens(answer.usage), counted)
 
-    def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
+    async def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
         """Returns a stream's key and settles its reservation with the usage its last chunk
-        reported."""
-        answer.usage = find_usage(tail)
+        reported (found by the stream's run, in `answer.usage`)."""
         if answer.lease is not None:
             self.pool.release(answer.lease, verdict)
         if answer.grant is not None:
-            self._settle(answer.grant, prompt_tokens(answer.usage), counted=True)
+            await self._settle(answer.grant, prompt_tokens(answer.usage), counted=True)
 
-    def _settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
+    async def _settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
         if self.scheduler is not None:
-            self.scheduler.settle(grant, tokens, counted)
+            await self.scheduler.settle(grant, tokens, counted)
 
 
 def _error_json(raw: bytes) -> bytes:

@@ -53,6 +53,6 @@ class ProviderUpstream:
                                         answer.gateway_problem is None else 0, verdict.problem,
                                         (time.perf_counter() - started) * 1000, name)
 
-    def release(self, call: Call, key: ProviderKey, answer: Answer, verdict: Verdict,
-                tries: Tries) -> None:
+    async def release(self, call: Call, key: ProviderKey, answer: Answer, verdict: Verdict,
+                      tries: Tries) -> None:
         """Nothing to give back: a key's rest was set when its answer was read."""

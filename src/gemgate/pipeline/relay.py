@@ -42,8 +42,8 @@ class Upstream(Protocol):
     async def attempt(self, call: Call, pick: Any,
                       limit_s: float) -> tuple[Answer, Verdict, Attempt]: ...
 
-    def release(self, call: Call, pick: Any, answer: Answer, verdict: Verdict,
-                tries: Tries) -> None: ...
+    async def release(self, call: Call, pick: Any, answer: Answer, verdict: Verdict,
+                      tries: Tries) -> None: ...
 
 
 class Relay:
@@ -90,7 +90,7 @@ class Relay:
                                                    attempt.status, attempt.problem,
                                                    attempt.upstream_ms, attempt.provider))
             tries.count(verdict)
-            upstream.release(call, pick, answer, verdict, tries)
+            await upstream.release(call, pick, answer, verdict, tries)
             if verdict.ok or not verdict.retry or tries.give_up_on(answer):
                 return answer
             tries.remember(answer, verdict)
@@ -98,10 +98,10 @@ class Relay:
                 break
         return tries.last or Answer(504, gateway_problem=ProblemId.UPSTREAM_TIMEOUT)
 
-    def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
+    async def finish_stream(self, answer: Answer, verdict: Verdict, tail: bytes) -> None:
         """A stream is over: its key returned, its reservation settled (Google's streams;
         a provider's hold neither)."""
-        self.google.finish_stream(answer, verdict, tail)
+        await self.google.finish_stream(answer, verdict, tail)
 
     def _attempt_limit(self, call: Call) -> float:
         limit = call.remaining()

@@ -11,7 +11,7 @@ cancelled) is recorded as cancelled (499) with the usage of the last chunk it wa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
 from gemgate.core.answer import Answer
@@ -19,8 +19,10 @@ from gemgate.core.call import Call
 from gemgate.core.classify import NETWORK_FAILURE, OK, Verdict, classify, error_status
 from gemgate.core.events import Events, Finished
 from gemgate.upstream.client import NETWORK_ERRORS
+from gemgate.usage import find_usage
 
 _TAIL = 8192  # bytes kept from the end: the usage and any error event are there
+_BACKGROUND: set[asyncio.Future[None]] = set()  # abandoned streams' endings in flight
 
 
 def error_event(tail: bytes) -> tuple[int, Verdict] | None:
@@ -36,7 +38,8 @@ def error_event(tail: bytes) -> tuple[int, Verdict] | None:
 
 class StreamRun:
     def __init__(self, call: Call, answer: Answer,
-                 end: Callable[[Answer, Verdict, bytes], None], events: Events) -> None:
+                 end: Callable[[Answer, Verdict, bytes], Awaitable[None]],
+                 events: Events) -> None:
         assert answer.stream is not None
         self.call, self.answer = call, answer
         self._end, self._events = end, events
@@ -92,7 +95,8 @@ class StreamRun:
             stream.close()
         else:
             stream.release()
-        self._end(self.answer, self.verdict, self.tail)
+        self.answer.usage = find_usage(self.tail)
+        await self._end(self.answer, self.verdict, self.tail)
         self._over = True
         await self._events.finished(self.call, Finished(status, self.verdict.problem,
                                                         self.answer.usage))
@@ -102,7 +106,12 @@ class StreamRun:
         assert stream is not None
         self.abandoned = True
         stream.close()
-        self._end(self.answer, self.verdict, self.tail)
+        self.answer.usage = find_usage(self.tail)  # what the client was sent
+        # Not awaited: the handler may be being cancelled. The key and quota go back at once
+        # with the memory state; a networked state finishes in the background.
+        ending = asyncio.ensure_future(self._end(self.answer, self.verdict, self.tail))
+        _BACKGROUND.add(ending)
+        ending.add_done_callback(_BACKGROUND.discard)
         self._over = True
         self._events.abandoned(self.call, Finished(499, self.verdict.problem,
                                                    self.answer.usage, cancelled=True))

@@ -62,6 +62,8 @@ class _Waiter:
 class _Queue:
     waiters: list[_Waiter] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    pumping: bool = False  # a pass over the queue is running
+    again: bool = False  # room may have appeared during it: go round once more
 
 
 class Scheduler:
@@ -71,6 +73,7 @@ class Scheduler:
         self._queues: dict[str, _Queue] = {}
         self._virtual: dict[str, float] = {}  # per tenant: service received, over weight
         self._seq = itertools.count()
+        self._tasks: set[asyncio.Future[None]] = set()  # pumps and settlements in flight
 
     # ---- the decision ---------------------------------------------------------------------
 
@@ -89,31 +92,37 @@ class Scheduler:
                                                _TIER_COST.get(p.tier, 9), p.in_flight,
                                                p.last_used))
 
-    def try_now(self, ask: Ask) -> tuple[Grant | NoRoom | None, float]:
+    async def try_now(self, ask: Ask) -> tuple[Grant | NoRoom | None, float]:
         """A grant if some project has room now; a refusal if none ever will; else None and
-        the seconds until the soonest room."""
+        the seconds until the soonest room. One call to the rate state, whatever the number of
+        projects."""
         candidates = self._candidates(ask)
         if not candidates:
             return NoRoom(ProblemId.NO_HEALTHY_KEYS), 0.0
         now = self.pool.clock()
         soonest = float("inf")
+        open_now = []
         for project in candidates:
             cooling = project.cooling_until(ask.model) - now
             if cooling > 0:
                 soonest = min(soonest, cooling)
-                continue
-            limits = self.limits.of(project.name, ask.model)
-            reservation, wait = self.state.try_reserve(project.name, ask.model, ask.tokens,
-                                                       limits)
+            else:
+                open_now.append(project.name)
+        if open_now:
+            # Limits are looked up as the state walks the candidates: the memory state stops
+            # at the first with room; a networked one reads them all for its one round trip.
+            model, limits = ask.model, self.limits
+            reservation, wait = await self.state.reserve(
+                model, ask.tokens, ((name, limits.of(name, model)) for name in open_now))
             if reservation is not None:
-                return Grant(project.name, reservation), 0.0
+                return Grant(reservation.project, reservation), 0.0
             soonest = min(soonest, wait)
         return None, soonest
 
     async def admit(self, ask: Ask, patience: float) -> Grant | NoRoom:
         queue = self._queues.get(ask.model)
         if queue is None or not queue.waiters:  # nobody ahead: no need to queue
-            decided, soonest = self.try_now(ask)
+            decided, soonest = await self.try_now(ask)
             if decided is not None:
                 return decided
             if soonest > patience:
@@ -148,10 +157,30 @@ class Scheduler:
         return self._refusal(ask, waiter.estimate)
 
     def pump(self, model: str) -> None:
-        """Serves waiting requests in order while there is room; sets a timer for the rest."""
+        """Serves the model's queue soon (room may have appeared)."""
         queue = self._queues.get(model)
         if queue is None:
             return
+        if queue.pumping:  # one pass at a time; the running one goes round again
+            queue.again = True
+            return
+        queue.pumping = True
+        task = asyncio.ensure_future(self._pump(model, queue))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, model: str, queue: _Queue) -> None:
+        """Serves waiting requests in order while there is room; sets a timer for the rest."""
+        try:
+            while True:
+                queue.again = False
+                await self._serve(model, queue)
+                if not queue.again:
+                    return
+        finally:
+            queue.pumping = False
+
+    async def _serve(self, model: str, queue: _Queue) -> None:
         if queue.timer is not None:
             queue.timer.cancel()
             queue.timer = None
@@ -160,14 +189,20 @@ class Scheduler:
         soonest = float("inf")
         for waiter in order:
             if waiter.future.done():
-                queue.waiters.remove(waiter)
+                if waiter in queue.waiters:
+                    queue.waiters.remove(waiter)
                 continue
-            decided, wait = self.try_now(waiter.ask)
+            decided, wait = await self.try_now(waiter.ask)
             if decided is None:
                 waiter.estimate = wait
                 soonest = min(soonest, wait)
                 continue
-            queue.waiters.remove(waiter)
+            if waiter in queue.waiters:
+                queue.waiters.remove(waiter)
+            if waiter.future.done():  # gave up meanwhile: the room goes back
+                if isinstance(decided, Grant):
+                    await self.state.cancel(decided.reservation)
+                continue
             if isinstance(decided, Grant):
                 self._virtual[waiter.ask.tenant] = (self._virtual.get(waiter.ask.tenant, 0.0)
                                                     + 1.0 / max(waiter.ask.weight, 0.01))
@@ -178,12 +213,12 @@ class Scheduler:
 
     # ---- after the attempt ----------------------------------------------------------------
 
-    def settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
+    async def settle(self, grant: Grant, tokens: int | None, counted: bool) -> None:
         """Real usage replaces the estimate; an attempt Google never counted gives room back."""
         if not counted:
-            self.state.cancel(grant.reservation)
+            await self.state.cancel(grant.reservation)
         elif tokens is not None and tokens != grant.reservation.tokens:
-            self.state.settle(grant.reservation, tokens)
+            await self.state.settle(grant.reservation, tokens)
         else:
             return
         self.pump(grant.reservation.model)

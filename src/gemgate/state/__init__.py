@@ -6,6 +6,7 @@ protocol lets several replicas share limits without changing the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +22,8 @@ class Limits:
 
 @dataclass(slots=True)
 class Reservation:
-    """Room taken in a project's windows for one attempt, until its real usage is known."""
+    """Room taken in a project's windows for one attempt, until its real usage is known.
+    `handles` is the backend's own (opaque to everyone else)."""
 
     project: str
     model: str
@@ -30,12 +32,17 @@ class Reservation:
 
 
 class RateState(Protocol):
-    def try_reserve(self, project: str, model: str, tokens: int,
-                    limits: Limits) -> tuple[Reservation | None, float]:
-        """A reservation when every limit has room now; else None and the seconds to wait."""
+    """Rate windows and reservations, one call per decision (a network backend answers each
+    with one round trip, e.g. one Lua script): the caller hands the candidate projects in its
+    order of preference, the state reserves room in the first one whose windows all have it."""
 
-    def settle(self, reservation: Reservation, tokens: int) -> None:
+    async def reserve(self, model: str, tokens: int,
+                      candidates: Iterable[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+        """A reservation in the first candidate with room now (`reservation.project` names
+        it); else None and the seconds until the soonest room."""
+
+    async def settle(self, reservation: Reservation, tokens: int) -> None:
         """Replaces the estimated input tokens with what Google counted."""
 
-    def cancel(self, reservation: Reservation) -> None:
+    async def cancel(self, reservation: Reservation) -> None:
         """Gives the room back: Google never counted the attempt."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -54,8 +54,19 @@ class MemoryRateState:
             book.day, book.day_name = SlidingWindow(length, self.margin_s), name
         return book.day, left
 
+    async def reserve(self, model: str, tokens: int,
+                      candidates: Iterable[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+        soonest = float("inf")
+        for project, limits in candidates:
+            reservation, wait = self.try_reserve(project, model, tokens, limits)
+            if reservation is not None:
+                return reservation, 0.0
+            soonest = min(soonest, wait)
+        return None, soonest
+
     def try_reserve(self, project: str, model: str, tokens: int,
                     limits: Limits) -> tuple[Reservation | None, float]:
+        """One project's windows (the memory backend decides project by project)."""
         book = self._books.get((project, model))
         if book is None:
             book = self._books[(project, model)] = _Windows(self.minute_s, self.margin_s)
@@ -84,13 +95,13 @@ class MemoryRateState:
             handles.append((day, day.add(now, 1), 1, False))
         return reservation, 0.0
 
-    def settle(self, reservation: Reservation, tokens: int) -> None:
+    async def settle(self, reservation: Reservation, tokens: int) -> None:
         for index, (window, bucket, counted, counts_tokens) in enumerate(reservation.handles):
             if counts_tokens:
                 window.adjust(bucket, counted, tokens)
                 reservation.handles[index] = (window, bucket, tokens, True)
 
-    def cancel(self, reservation: Reservation) -> None:
+    async def cancel(self, reservation: Reservation) -> None:
         for window, bucket, counted, _ in reservation.handles:
             window.remove(bucket, counted)
         reservation.handles.clear()
