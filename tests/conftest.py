@@ -45,7 +45,8 @@ ADMIN = "gg-admin-key-0001"
 
 
 class RunningGateway:
-    def __init__(self, settings: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Any, clock: Callable[[], float] = time.time,
+                 health: Any = None) -> None:
         from gemgate.app import EVENTS, POOL, build_app
         from gemgate.serving import BackgroundServer
 
@@ -54,7 +55,7 @@ class RunningGateway:
         holder: dict[str, Any] = {}
 
         def make() -> Any:
-            app = build_app(settings, clock)
+            app = build_app(settings, clock, health)
             holder["pool"] = app[POOL]
             holder["events"] = app[EVENTS]
             return app
@@ -115,9 +116,9 @@ def gateway_settings(upstream: str, projects: list[dict[str, Any]] | None = None
 
 @contextmanager
 def run_gateway(upstream: str, projects: list[dict[str, Any]] | None = None,
-                clock: Callable[[], float] = time.time,
+                clock: Callable[[], float] = time.time, health: Any = None,
                 **fields: Any) -> Iterator[RunningGateway]:
-    gateway = RunningGateway(gateway_settings(upstream, projects, **fields), clock)
+    gateway = RunningGateway(gateway_settings(upstream, projects, **fields), clock, health)
     try:
         yield gateway
     finally:

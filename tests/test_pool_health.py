@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import requests
 
@@ -175,3 +176,38 @@ def test_with_every_key_invalid_readiness_fails_and_says_why(sim: RunningSimulat
     assert all("not-a-real-key" not in line for line in lines)
     assert any("dead-2" in line and "API_KEY_INVALID" in line for line in lines)
     assert "has no usable key left" in stream.getvalue()
+
+
+def test_a_key_one_replica_finds_invalid_is_out_of_use_on_the_other(
+        sim: RunningSimulator) -> None:
+    from gemgate.state.health import MemoryHub
+
+    hub = MemoryHub()
+    projects = [{"name": "mixed", "keys": ["not-a-real-key-9", "sim-free-key-1"]}]
+    with run_gateway(sim.url, projects, health=hub.member()) as one, \
+            run_gateway(sim.url, projects, health=hub.member()) as two:
+        for _ in range(3):  # the pool spreads over both keys: the bad one is met at once
+            requests.post(one.url + "/v1beta/models/gemini-2.5-flash:generateContent",
+                          json=HI, headers={"x-goog-api-key": TOKEN}, timeout=10)
+        assert _key_state(one, "ey-9") == "disabled"
+        deadline = time.monotonic() + 1.0
+        while _key_state(two, "ey-9") != "disabled":
+            assert time.monotonic() < deadline, "the other replica never heard"
+            time.sleep(0.02)
+        assert _key_state(two, "ey-1") == "active"
+        # Quota cooling is shared too: a 429 on one cools the project on the other.
+        sim.add_fault(kind="429", count=1, retry_after_s=30)
+        try:
+            requests.post(one.url + "/v1beta/models/gemini-2.5-flash:generateContent",
+                          json=HI, headers={"x-goog-api-key": TOKEN}, timeout=10)
+        finally:
+            sim.clear_faults()
+        deadline = time.monotonic() + 1.0
+        while not two.project_view("mixed")["cooling"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
+def _key_state(gateway: Any, suffix: str) -> str:
+    view = gateway.project_view("mixed")
+    return str(next(k for k in view["keys"] if k["key"].endswith(suffix))["state"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -14,7 +15,7 @@ from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
-from gemgate.core.events import Events, Finished
+from gemgate.core.events import Events, Finished, PoolChanged
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
@@ -37,6 +38,7 @@ from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S
+from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.memory import MemoryRateState
 from gemgate.state.records import MemoryRecords
 from gemgate.storage import Store
@@ -79,8 +81,26 @@ def _meter(settings: Settings, store: Store | None, budgets: Budgets, rates: Key
                  clock)
 
 
-def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
-    """`clock` is the wall clock of the ledger and of budget periods (tests move it on)."""
+def _told(events: Events, health: HealthState) -> Callable[[PoolChanged], None]:
+    """A pool change goes to the events, and to the other replicas through `health`."""
+    pending: set[asyncio.Future[None]] = set()
+    shared = not isinstance(health, LocalHealth)
+
+    def told(change: PoolChanged) -> None:
+        events.emit(None, change)
+        if shared:
+            task = asyncio.ensure_future(health.publish(change))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    return told
+
+
+def build_app(settings: Settings, clock: Callable[[], float] = time.time,
+              health: HealthState | None = None) -> web.Application:
+    """`clock` is the wall clock of the ledger and of budget periods (tests move it on);
+    `health` shares key and project health with other replicas (none by default)."""
+    health = health or LocalHealth()
     pool = KeyPool(settings.projects, settings.quota_cooldown_s, settings.outliers)
     limits = LimitBook({p.name: p.tier for p in settings.projects},
                        {p.name: {m: lim.model_dump() for m, lim in p.limits.items()}
@@ -91,7 +111,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
     providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
                           settings.stream_idle_timeout_s)
     events = Events()
-    pool.on_change = lambda change: events.emit(None, change)
+    pool.on_change = _told(events, health)
     google = GoogleUpstream(pool, client, scheduler, limits, events)
     relay = Relay(google, settings.retry, router, settings.scheduling.fallback_after_s,
                   providers, events)
@@ -140,7 +160,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
                               settings.server.public_url).routes())
     app.add_routes([unknown_route()])
 
+    listening: list[asyncio.Task[None]] = []
+
     async def start(_: web.Application) -> None:
+        listening.append(asyncio.get_running_loop().create_task(health.listen(pool.apply)))
         if store is not None and keys is not None:
             await store.open()
             await keys.refresh()
@@ -149,6 +172,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time) -> web
         prober.start()
 
     async def stop(_: web.Application) -> None:
+        for task in listening:
+            task.cancel()
         await prober.stop()
         await client.close()
         await images.close()

@@ -55,11 +55,18 @@ class FellBack:
 
 @dataclass(frozen=True, slots=True)
 class PoolChanged:
+    """A key or project taken out of use, set aside, cooling, or back. Replicas share these
+    (state/health.py): `key_id` (a digest prefix, the same on every replica, useless to anyone
+    else) finds the key; `seconds` is how long cooling or an ejection lasts from now."""
+
     project: str
     key: str | None  # masked; None when the whole project changed
-    state: str  # disabled, enabled, ejected
+    state: str  # disabled, enabled, ejected, cooling
     reason: str
     problem: ProblemId | None
+    key_id: str | None = None
+    seconds: float = 0.0
+    model: str = "*"  # what cools (quotas are per model)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ used key.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ class KeyState:
     successes: int = 0
     failures: int = 0
     outlier: Outlier = field(default_factory=Outlier)
+    id: str = ""  # a digest prefix of the secret: the same on every replica, useless to others
 
     @property
     def active(self) -> bool:
@@ -135,7 +137,7 @@ class KeyPool:
         self.projects: list[ProjectState] = []
         for config in projects:
             project = ProjectState(config.name, config.tier, config.proxy)
-            project.keys = [KeyState(k, project, mask_key(k)) for k in config.keys]
+            project.keys = [KeyState(k, project, mask_key(k), id=key_id(k)) for k in config.keys]
             self.projects.append(project)
         self._by_name = {p.name: p for p in self.projects}
 
@@ -194,7 +196,7 @@ class KeyPool:
             log.warning("upstream key %s of project %s taken out of use: %s (%s)", key.masked,
                         project.name, verdict.reason, verdict.problem)
             self.on_change(PoolChanged(project.name, key.masked, "disabled", verdict.reason,
-                                       verdict.problem))
+                                       verdict.problem, key.id))
             self._log_if_unusable(project)
         elif verdict.action == "disable_project" and project.disabled_reason is None:
             project.disabled_reason, project.disabled_problem = verdict.reason, verdict.problem
@@ -220,9 +222,11 @@ class KeyPool:
                     log.warning("upstream %s set aside for %.0f s after repeated failures "
                                 "(%s; ejection %d)", name, outlier.ejected_until - now,
                                 verdict.problem, outlier.ejections)
+                    mine = outlier is key.outlier
                     self.on_change(PoolChanged(
-                        project.name, key.masked if outlier is key.outlier else None,
-                        "ejected", f"{outlier.ejected_until - now:.0f} s", verdict.problem))
+                        project.name, key.masked if mine else None, "ejected",
+                        "repeated failures", verdict.problem, key.id if mine else None,
+                        outlier.ejected_until - now))
         else:
             self.outliers.answered(key.outlier, now)
             self.outliers.answered(project.outlier, now)
@@ -235,21 +239,53 @@ class KeyPool:
                         unusable[0])
 
     def cool(self, project: ProjectState, seconds: float, reason: str,
-             model: str = "*") -> None:
+             model: str = "*", tell: bool = True) -> None:
         until = self.clock() + seconds
         if until > project.cooling.get(model, 0.0):
             project.cooling[model] = until
             project.cooling_reason = reason
+            if tell:
+                self.on_change(PoolChanged(project.name, None, "cooling", reason,
+                                           ProblemId.QUOTA_EXHAUSTED, seconds=seconds,
+                                           model=model))
 
     def enable(self, key: KeyState) -> None:
         if key.disabled_reason or key.project.disabled_reason:
             log.info("upstream key %s of project %s back in use", key.masked, key.project.name)
-            self.on_change(PoolChanged(key.project.name, key.masked, "enabled", "probe", None))
+            self.on_change(PoolChanged(key.project.name, key.masked, "enabled", "probe", None,
+                                       key.id))
         key.disabled_reason = key.disabled_problem = None
         key.disabled_at = None
         project = key.project
         project.disabled_reason = project.disabled_problem = None
         project.disabled_at = None
+
+    def apply(self, change: PoolChanged) -> None:
+        """A change another replica made (state/health.py), applied here without telling it
+        again. Unknown projects or keys (a replica with another configuration) are ignored."""
+        project = self._by_name.get(change.project)
+        if project is None:
+            return
+        key = next((k for k in project.keys if k.id == change.key_id), None)
+        if change.key_id is not None and key is None:
+            return
+        now = self.clock()
+        if change.state == "disabled":
+            target: KeyState | ProjectState = key if key is not None else project
+            if target.disabled_reason is None:
+                target.disabled_reason, target.disabled_problem = change.reason, change.problem
+                target.disabled_at = self.wall()
+                log.warning("upstream %s taken out of use by another replica: %s",
+                            key.masked if key else f"project {project.name}", change.reason)
+        elif change.state == "enabled" and key is not None:
+            key.disabled_reason = key.disabled_problem = None
+            project.disabled_reason = project.disabled_problem = None
+        elif change.state == "cooling":
+            self.cool(project, change.seconds, change.reason, change.model, tell=False)
+        elif change.state == "ejected":
+            outlier = key.outlier if key is not None else project.outlier
+            outlier.ejected_until = max(outlier.ejected_until, now + change.seconds)
+            outlier.probing = True
 
     def disabled_keys(self) -> list[KeyState]:
         """Keys out of service, one per disabled project (its first key stands for it)."""
@@ -292,6 +328,11 @@ _WHAT = {ProblemId.API_KEY_INVALID: "invalid", ProblemId.CONSUMER_SUSPENDED: "su
          ProblemId.SERVICE_DISABLED: "in a project without the API enabled",
          ProblemId.LOCATION_UNSUPPORTED: "in a region Google does not serve",
          ProblemId.FREE_TIER_UNAVAILABLE: "on a free tier not offered in this country"}
+
+
+def key_id(secret: str) -> str:
+    """How replicas name a key to each other: 16 hex digits of its SHA-256 (never the key)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def set_aside(outlier: Outlier, in_flight: int, now: float) -> int:
