@@ -80,10 +80,9 @@ class StreamRun:
         if kind is None:
             await self._close()
             return False
-        if not self._over and issubclass(kind, (ConnectionResetError,
-                                                asyncio.CancelledError)):
-            self._abandon()
-        return kind is ConnectionResetError  # the client left: nothing more to do
+        if not self._over:  # the client left, the handler was cancelled, or a fault: the key
+            self._abandon()  # and the quota go back, and the request is recorded, whatever
+        return issubclass(kind, ConnectionResetError)  # the client left: nothing more to do
 
     async def _close(self) -> None:
         stream = self.answer.stream
