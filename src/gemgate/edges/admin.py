@@ -15,11 +15,11 @@ from aiohttp import web
 
 from gemgate.access.service import KeyService
 from gemgate.access.vkeys import VirtualKey
+from gemgate.ledger import report as reports
 from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
 from gemgate.problems import problem as problem_record
 from gemgate.storage import LedgerStore
-from gemgate.storage.sqlite import reports
 from gemgate.storage.sqlite.keys import KeyConflict, KeyInvalid, KeyNotFound
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from gemgate.access.store import KeyStore
 from gemgate.ledger.record import Record
-from gemgate.storage.sqlite.reports import Report
+from gemgate.ledger.report import Report
 from gemgate.upstream.affinity import OwnerStore
 
 __all__ = ["KeyStore", "LedgerStore", "Store"]
