@@ -43,6 +43,8 @@ from .openai_stream import write_chat_stream
 from .replies import gateway_error, google_error_of, retry_after
 
 GOOGLE_PATH = "/v1beta/openai"
+# The only client headers an OpenAI request hands on: gemgate's own, and its deadline.
+_GATEWAY_HEADERS = ("X-Server-Timeout", "x-gemgate-priority", "x-gemgate-fallback")
 Shape = TypeVar("Shape", bound=BaseModel)
 _JSON = "application/json"
 
@@ -91,9 +93,8 @@ class OpenAIEdge:
         """An OpenAI request through the pipeline: the client's own headers are OpenAI's, so
         none is forwarded; `decode` checks the body and turns it into a Gemini call."""
         inbound = self.gemini.inbound(request, "v1beta", "")
-        inbound.headers = {k: v for k, v in request.headers.items()
-                           if k.lower() in ("x-server-timeout", "x-gemgate-priority",
-                                            "x-gemgate-fallback")}
+        headers = request.headers
+        inbound.headers = {name: headers[name] for name in _GATEWAY_HEADERS if name in headers}
         call = self.gemini.new_call(request, inbound, surface="openai")
         call.headers = {"Content-Type": _JSON}
         return call, await self.flow.run(call, inbound, decode)
