@@ -11,6 +11,7 @@ from aiohttp import web
 from gemgate.access.alerts import Alerts
 from gemgate.access.book import KeyBook
 from gemgate.access.budgets import Budgets
+from gemgate.access.counters import KeyCounters, MemoryCounters
 from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
@@ -70,15 +71,14 @@ def _store(settings: Settings, clock: Callable[[], float]) -> SqliteStore | None
     return SqliteStore(settings.ledger, clock)
 
 
-def _meter(settings: Settings, store: Store | None, budgets: Budgets, rates: KeyRates,
+def _meter(settings: Settings, store: Store | None, counters: KeyCounters,
            clock: Callable[[], float]) -> Meter:
     prices = PriceBook({model: Price(**price.model_dump())
                         for model, price in settings.prices.items()})
     unbilled = frozenset() if settings.ledger.price_free_tier else frozenset(
         p.name for p in settings.projects if p.tier == "free")
-    return Meter(store.ledger if store else None, prices, budgets, rates, unbilled,
-                 settings.ledger.commit_timeout_s,
-                 clock)
+    return Meter(store.ledger if store else None, prices, counters, unbilled,
+                 settings.ledger.commit_timeout_s, clock)
 
 
 def _told(events: Events, health: HealthState) -> Callable[[PoolChanged], None]:
@@ -128,8 +128,9 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
     if settings.log_requests:
         events.subscribe(write_line, (Finished,))
-    events.record_with(_meter(settings, store, budgets, rates, clock).on_finished)
-    flow = Pipeline(auth, router, Rights(rates, budgets), relay, owners, events,
+    counters = MemoryCounters(rates, budgets)
+    events.record_with(_meter(settings, store, counters, clock).on_finished)
+    flow = Pipeline(auth, router, Rights(counters, budgets.zone), relay, owners, events,
                     settings.deadline_s)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))

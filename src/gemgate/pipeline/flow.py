@@ -121,7 +121,7 @@ class Pipeline:
         if problem is not None:
             return refusal(problem)
         self._entered(call, "rights")
-        refused = self.rights.check(call)
+        refused = await self.rights.check(call)
         if refused is not None:
             return refused
         self._entered(call, "owners")

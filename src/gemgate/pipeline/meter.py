@@ -14,8 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gemgate.access.budgets import Budgets
-from gemgate.access.rates import KeyRates
+from gemgate.access.counters import KeyCounters
 from gemgate.core.call import Call
 from gemgate.core.events import Finished
 from gemgate.ledger.record import Record
@@ -28,18 +27,19 @@ GEMINI = "gemini"
 
 
 class Meter:
-    def __init__(self, ledger: LedgerStore | None, prices: PriceBook, budgets: Budgets,
-                 rates: KeyRates, unbilled_projects: frozenset[str],
-                 commit_timeout_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
-        self.ledger, self.prices, self.budgets, self.rates = ledger, prices, budgets, rates
+    def __init__(self, ledger: LedgerStore | None, prices: PriceBook, counters: KeyCounters,
+                 unbilled_projects: frozenset[str], commit_timeout_s: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ledger, self.prices, self.counters = ledger, prices, counters
         self.unbilled_projects = unbilled_projects  # free tier: Google bills nothing
         self.commit_timeout_s = commit_timeout_s
         self.clock = clock
 
-    def record(self, call: Call, status: int, problem: ProblemId | None,
-               usage: dict[str, Any] | None, cancelled: bool = False,
-               wait: bool = True) -> asyncio.Future[None] | None:
-        """Charges the request and queues its record; None when there is nothing to await."""
+    async def record(self, call: Call, status: int, problem: ProblemId | None,
+                     usage: dict[str, Any] | None,
+                     cancelled: bool = False) -> asyncio.Future[None] | None:
+        """Charges the request to its key and queues its record; the future resolves when the
+        record is durable (None when there is nothing to await)."""
         if call.tenant is None:  # refused before we knew who called: the access log has it
             return None
         tokens = Tokens.of(usage)
@@ -52,9 +52,11 @@ class Meter:
             cost = self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
         key = call.tenant.key
         if key is not None:
-            self.budgets.add(key, cost)
+            if cost > 0:
+                await self.counters.spend(key, cost)
             if call.key_tokens is not None and tokens.prompt and call.estimated_tokens:
-                self.rates.settle(key, call.key_tokens, call.estimated_tokens, tokens.prompt)
+                await self.counters.settle(key, call.key_tokens, call.estimated_tokens,
+                                           tokens.prompt)
         if self.ledger is None:
             return None
         elapsed_ms = call.elapsed_ms()
@@ -68,13 +70,13 @@ class Meter:
             latency_ms=round(elapsed_ms, 2), stream=call.stream, cancelled=cancelled,
             attempts=len(call.attempts), attempt_log=_attempt_log(call),
             priority=call.priority, client_ip=call.client_ip)
-        return self.ledger.add(record, wait)
+        return self.ledger.add(record, wait=not cancelled)
 
     async def commit(self, call: Call, status: int, problem: ProblemId | None,
                      usage: dict[str, Any] | None) -> None:
         """Records the request and waits for the commit — up to `commit_timeout_s`: a stalled
         disk must not hold answers hostage (the record stays queued and is written later)."""
-        future = self.record(call, status, problem, usage)
+        future = await self.record(call, status, problem, usage)
         if future is None:
             return
         try:
@@ -85,14 +87,16 @@ class Meter:
             log.error("ledger commit of request %s took over %.1fs; answering anyway",
                       call.request_id, self.commit_timeout_s)
 
-
     def on_finished(self, call: Call, event: Finished) -> Awaitable[None] | None:
         """The Events recorder: a finished request's record, committed (awaited by the
-        pipeline before the answer's last byte); a cancelled one's only queued."""
+        pipeline before the answer's last byte); a cancelled one's only queued (its client is
+        gone: Events runs it in the background)."""
         if event.cancelled:
-            self.record(call, 499, event.problem, event.usage, cancelled=True, wait=False)
-            return None
+            return self._cancelled(call, event)
         return self.commit(call, event.status, event.problem, event.usage)
+
+    async def _cancelled(self, call: Call, event: Finished) -> None:
+        await self.record(call, 499, event.problem, event.usage, cancelled=True)
 
 
 def _attempt_log(call: Call) -> str | None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from gemgate.access.budgets import Budgets
-from gemgate.access.rates import KeyRates
+from gemgate.access.counters import KeyCounters
 from gemgate.core.call import Call
 from gemgate.core.refusal import Refusal
 from gemgate.pipeline.guard import MODEL_ACTIONS
@@ -19,10 +19,10 @@ from gemgate.scheduling.estimate import estimate_tokens
 
 
 class Rights:
-    def __init__(self, rates: KeyRates, budgets: Budgets) -> None:
-        self.rates, self.budgets = rates, budgets
+    def __init__(self, counters: KeyCounters, zone: ZoneInfo) -> None:
+        self.counters, self.zone = counters, zone
 
-    def check(self, call: Call) -> Refusal | None:
+    async def check(self, call: Call) -> Refusal | None:
         key = call.tenant.key if call.tenant is not None else None
         if key is None:
             return None
@@ -30,9 +30,9 @@ class Rights:
             return Refusal(ProblemId.MODEL_NOT_ALLOWED, 403,
                            f"Virtual key {key.name!r} may not use model {call.model}; it may "
                            f"use: {', '.join(key.spec.models)}.")
-        stop = self.budgets.check(key)
+        stop = await self.counters.budget_stop(key)
         if stop is not None:
-            resets = datetime.fromtimestamp(stop.resets_at, self.budgets.zone)
+            resets = datetime.fromtimestamp(stop.resets_at, self.zone)
             return Refusal(ProblemId.BUDGET_EXCEEDED, 429,
                            f"Virtual key {key.name!r} has spent {stop.spent_usd:.6f} USD of its "
                            f"{stop.kind} budget of {stop.budget_usd:.6f} USD; the budget resets "
@@ -45,7 +45,7 @@ class Rights:
             if call.estimated_tokens is None:
                 call.estimated_tokens = estimate_tokens(call.parsed)
             tokens = call.estimated_tokens
-        wait, call.key_tokens = self.rates.admit(key, tokens)
+        wait, call.key_tokens = await self.counters.admit(key, tokens)
         if wait > 0:
             limits = ", ".join(f"{n} {v}" for n, v in (("RPM", key.spec.rpm),
                                                         ("TPM", key.spec.tpm)) if v)
