@@ -156,3 +156,30 @@ def test_the_classifier_reads_googles_answers() -> None:
         classify(503, b"").retry
     assert classify(400, b'{"error": {"code": 400, "message": "bad"}}').retry is False
     assert classify(200, b"{}").ok
+
+
+def test_learnt_limits_and_resting_provider_keys_are_told_and_adopted() -> None:
+    from gemgate.config import ProviderConfig
+    from gemgate.core.events import LimitLearnt, ProviderRested
+    from gemgate.secrets import key_id
+    from gemgate.state import Limits
+
+    told: list[object] = []
+    book = LimitBook({"p": "free"}, {})
+    book.on_learn = told.append
+    learnt = book.learn("p", "gemini-2.5-flash", {
+        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "3"})
+    assert learnt is not None and learnt.rpm == 3
+    assert told == [LimitLearnt("p", "gemini-2.5-flash", 3, learnt.tpm, learnt.rpd)]
+    other = LimitBook({"p": "free"}, {})
+    other.adopt("p", "gemini-2.5-flash", Limits(3, learnt.tpm, learnt.rpd))
+    assert other.of("p", "gemini-2.5-flash").rpm == 3
+
+    providers = Providers([ProviderConfig(name="backup", base_url="http://127.0.0.1:9",
+                                          keys=["provider-key-0001"])],
+                          lambda proxy: None, 1, 1)
+    providers.apply(ProviderRested("backup", key_id("provider-key-0001"), 60))
+    link = providers.link("backup/model")
+    import time as clock
+    assert link is not None and link.provider.next_key(clock.monotonic()) is None  # as told
+    assert link.provider.next_key(clock.monotonic() + 61) is not None  # and back after it

@@ -16,7 +16,7 @@ from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
-from gemgate.core.events import Events, Finished, PoolChanged
+from gemgate.core.events import Events, Finished, PoolChanged, ProviderRested, Shared
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
@@ -39,6 +39,7 @@ from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S
+from gemgate.state import Limits
 from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.memory import MemoryRateState
 from gemgate.state.records import MemoryRecords
@@ -81,12 +82,13 @@ def _meter(settings: Settings, store: Store | None, counters: KeyCounters,
                  settings.ledger.commit_timeout_s, clock)
 
 
-def _told(events: Events, health: HealthState) -> Callable[[PoolChanged], None]:
-    """A pool change goes to the events, and to the other replicas through `health`."""
+def _told(events: Events, health: HealthState) -> Callable[[Shared], None]:
+    """A change of health (a key, a project, a provider key, a learnt limit) goes to the events,
+    and to the other replicas through `health`."""
     pending: set[asyncio.Future[None]] = set()
     shared = not isinstance(health, LocalHealth)
 
-    def told(change: PoolChanged) -> None:
+    def told(change: Shared) -> None:
         events.emit(None, change)
         if shared:
             task = asyncio.ensure_future(health.publish(change))
@@ -111,7 +113,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
                           settings.stream_idle_timeout_s)
     events = Events()
-    pool.on_change = _told(events, health)
+    pool.on_change = limits.on_learn = providers.on_change = _told(events, health)
     google = GoogleUpstream(pool, client, scheduler, limits, events)
     relay = Relay(google, settings.retry, router, settings.scheduling.fallback_after_s,
                   providers, events)
@@ -164,7 +166,16 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     listening: list[asyncio.Task[None]] = []
 
     async def start(_: web.Application) -> None:
-        listening.append(asyncio.get_running_loop().create_task(health.listen(pool.apply)))
+        def apply(change: Shared) -> None:  # another replica's news
+            if isinstance(change, PoolChanged):
+                pool.apply(change)
+            elif isinstance(change, ProviderRested):
+                providers.apply(change)
+            else:
+                limits.adopt(change.project, change.model,
+                             Limits(change.rpm, change.tpm, change.rpd))
+
+        listening.append(asyncio.get_running_loop().create_task(health.listen(apply)))
         if store is not None and keys is not None:
             await store.open()
             await keys.refresh()

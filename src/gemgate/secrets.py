@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _GOOGLE_KEY = re.compile(rb"AIza[0-9A-Za-z_\-]{35}")
@@ -17,6 +18,11 @@ def mask_key(key: str) -> str:
     if len(key) <= 8:  # too short to show any part without giving most of it away
         return "…" + key[-2:] if len(key) >= 6 else "…"
     return f"{key[:4]}…{key[-4:]}"
+
+
+def key_id(secret: str) -> str:
+    """How replicas name a key to each other: 16 hex digits of its SHA-256 (never the key)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def scrub(body: bytes, secret: str | None = None) -> bytes:

@@ -70,6 +70,26 @@ class PoolChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderRested:
+    """A provider's key resting (rate-limited or refused), shared like a pool change."""
+
+    provider: str
+    key_id: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LimitLearnt:
+    """A project's limit for a model, as Google's 429 named it (QuotaFailure)."""
+
+    project: str
+    model: str
+    rpm: int | None
+    tpm: int | None
+    rpd: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     status: int
     problem: ProblemId | None
@@ -77,9 +97,12 @@ class Finished:
     cancelled: bool = False  # the client left a stream before its end
 
 
-Event = StageEntered | QueueWaited | AttemptMade | FellBack | PoolChanged | Finished
+Event = (StageEntered | QueueWaited | AttemptMade | FellBack | PoolChanged | ProviderRested
+         | LimitLearnt | Finished)
 EVENT_KINDS: tuple[type, ...] = (StageEntered, QueueWaited, AttemptMade, FellBack, PoolChanged,
-                                 Finished)
+                                 ProviderRested, LimitLearnt, Finished)
+# What replicas tell each other (state/health.py).
+Shared = PoolChanged | ProviderRested | LimitLearnt
 Listener = Callable[["Call | None", Event], None]
 # Called for each Finished event; what it returns (the ledger's commit) is awaited before the
 # answer's last byte, except for a cancelled request, whose client is gone.

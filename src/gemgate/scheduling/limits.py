@@ -10,9 +10,11 @@ then); free-tier numbers were reported cut by 50–80% in December 2025, so set 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gemgate.core.events import LimitLearnt
 from gemgate.state import Limits
 
 _K, _M = 1_000, 1_000_000
@@ -82,6 +84,8 @@ class LimitBook:
         self._overrides = overrides
         self._learnt: dict[tuple[str, str], Limits] = {}
         self._known: dict[tuple[str, str], Limits] = {}  # asked on every admission: kept
+        # Told of every limit learnt (Events, and the other replicas).
+        self.on_learn: Callable[[LimitLearnt], None] = lambda learnt: None
 
     def of(self, project: str, model: str) -> Limits:
         known = self._known.get((project, model))
@@ -120,5 +124,10 @@ class LimitBook:
         else:
             return None
         limits = replace(self.of(project, model), **{field: value})
-        self._learnt[(project, model)] = self._known[(project, model)] = limits
+        self.adopt(project, model, limits)
+        self.on_learn(LimitLearnt(project, model, limits.rpm, limits.tpm, limits.rpd))
         return limits
+
+    def adopt(self, project: str, model: str, limits: Limits) -> None:
+        """A limit learnt here or by another replica: the truth for this project and model."""
+        self._learnt[(project, model)] = self._known[(project, model)] = limits

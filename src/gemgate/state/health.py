@@ -1,5 +1,6 @@
 """Key and project health shared by replicas: a key one replica finds invalid (or a project it
-sees cooling or failing) is out of use on every replica. Each pool publishes its changes and
+sees cooling or failing, a provider key resting, a limit learnt from a 429) is so on every
+replica. Each pool publishes its changes and
 applies the others'; a networked backend (Redis pub/sub) carries them within a second.
 
 `LocalHealth` is the embedded default — one process, nothing to share. `MemoryHub` connects
@@ -11,13 +12,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from gemgate.core.events import PoolChanged
+from gemgate.core.events import Shared
 
-Apply = Callable[[PoolChanged], None]
+Apply = Callable[[Shared], None]
 
 
 class HealthState(Protocol):
-    async def publish(self, change: PoolChanged) -> None:
+    async def publish(self, change: Shared) -> None:
         """Tells every other replica."""
 
     async def listen(self, apply: Apply) -> None:
@@ -25,7 +26,7 @@ class HealthState(Protocol):
 
 
 class LocalHealth:
-    async def publish(self, change: PoolChanged) -> None:
+    async def publish(self, change: Shared) -> None:
         return None
 
     async def listen(self, apply: Apply) -> None:
@@ -43,7 +44,7 @@ class MemoryHub:
         self._members.append(joined)
         return joined
 
-    def _send(self, sender: _Member, change: PoolChanged) -> None:
+    def _send(self, sender: _Member, change: Shared) -> None:
         for member in self._members:
             if member is not sender and member.joined is not None:
                 loop, apply = member.joined
@@ -55,7 +56,7 @@ class _Member:
         self.hub = hub
         self.joined: tuple[asyncio.AbstractEventLoop, Apply] | None = None
 
-    async def publish(self, change: PoolChanged) -> None:
+    async def publish(self, change: Shared) -> None:
         self.hub._send(self, change)
 
     async def listen(self, apply: Apply) -> None:

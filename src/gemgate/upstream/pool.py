@@ -8,7 +8,6 @@ used key.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ from gemgate.config import OutlierConfig, ProjectConfig
 from gemgate.core.classify import Verdict
 from gemgate.core.events import PoolChanged
 from gemgate.problems import ProblemId
-from gemgate.secrets import mask_key
+from gemgate.secrets import key_id, mask_key
 from gemgate.upstream.outliers import Outlier, OutlierPolicy
 
 log = logging.getLogger("gemgate.pool")
@@ -328,11 +327,6 @@ _WHAT = {ProblemId.API_KEY_INVALID: "invalid", ProblemId.CONSUMER_SUSPENDED: "su
          ProblemId.SERVICE_DISABLED: "in a project without the API enabled",
          ProblemId.LOCATION_UNSUPPORTED: "in a region Google does not serve",
          ProblemId.FREE_TIER_UNAVAILABLE: "on a free tier not offered in this country"}
-
-
-def key_id(secret: str) -> str:
-    """How replicas name a key to each other: 16 hex digits of its SHA-256 (never the key)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def set_aside(outlier: Outlier, in_flight: int, now: float) -> int:

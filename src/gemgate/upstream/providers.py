@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,10 @@ from gemgate.config import ProviderConfig
 from gemgate.core.answer import Answer
 from gemgate.core.call import Call
 from gemgate.core.classify import OK, Verdict, error_status
+from gemgate.core.events import ProviderRested
 from gemgate.google_errors import STATUS_BY_CODE, error_body
 from gemgate.problems import ProblemId
-from gemgate.secrets import mask_key, scrub
+from gemgate.secrets import key_id, mask_key, scrub
 
 JSON_TYPE = "application/json; charset=UTF-8"
 KEY_REST_S = 300.0  # a refused key, before it is tried again
@@ -37,13 +39,14 @@ class ProviderKey:
     secret: str
     masked: str
     resting_until: float = 0.0
+    id: str = ""  # the same on every replica (state/health.py), useless to anyone else
 
 
 class Provider:
     def __init__(self, config: ProviderConfig) -> None:
         self.name, self.base_url, self.proxy = config.name, config.base_url, config.proxy
         self.models = dict(config.models)
-        self.keys = [ProviderKey(k, mask_key(k)) for k in config.keys]
+        self.keys = [ProviderKey(k, mask_key(k), id=key_id(k)) for k in config.keys]
         self._turn = itertools.cycle(range(len(self.keys)))
 
     def next_key(self, now: float) -> ProviderKey | None:
@@ -196,6 +199,8 @@ class Providers:
         self._session_for = session_for  # UpstreamClient.session_for: one session per route
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s,
                                               sock_read=idle_timeout_s)
+        # Told of every key set to rest (Events, and the other replicas).
+        self.on_change: Callable[[ProviderRested], None] = lambda change: None
 
     def __bool__(self) -> bool:
         return bool(self._by_name)
@@ -214,6 +219,13 @@ class Providers:
                  "keys": [{"key": k.masked,
                            "resting_s": round(max(0.0, k.resting_until - now), 1)}
                           for k in p.keys]} for p in self._by_name.values()]
+
+    def apply(self, change: ProviderRested) -> None:
+        """Another replica's resting key rests here too."""
+        provider = self._by_name.get(change.provider)
+        for key in provider.keys if provider else ():
+            if key.id == change.key_id:
+                key.resting_until = max(key.resting_until, time.monotonic() + change.seconds)
 
     def listed(self) -> list[tuple[str, str]]:
         """(gemgate's name, provider) of every mapped model, for /v1/models."""
@@ -236,6 +248,7 @@ class Providers:
             verdict = _verdict(upstream.status, raw, _retry_after(upstream.headers))
             if verdict.cooldown_s is not None:
                 key.resting_until = time.monotonic() + verdict.cooldown_s
+                self.on_change(ProviderRested(link.provider.name, key.id, verdict.cooldown_s))
             return error_answer(link.provider.name, upstream.status, raw, verdict), verdict
         if call.stream:
             stream = ProviderStream(upstream, call.model, call.sse, key.secret)
