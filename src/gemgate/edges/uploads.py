@@ -7,6 +7,7 @@ which project the upload belongs to, and streams the chunks through without buff
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +22,7 @@ from gemgate.core.call import Call
 from gemgate.edges.gemini import GeminiEdge
 from gemgate.pipeline import guard
 from gemgate.pipeline.google import response_headers
+from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
 from gemgate.secrets import scrub
 from gemgate.state.records import Records
@@ -110,14 +112,28 @@ class UploadEdge:
         headers = {k: v for k, v in request.headers.items() if forwardable(k)}
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
+        stalled: list[BodyProblem] = []
+
+        async def file_bytes() -> AsyncIterator[bytes]:
+            """The client's bytes as they arrive, each wait bounded by the body idle timeout:
+            a client that stalls mid-file frees the connection (408), a slow one is never cut.
+            (aiohttp reports the generator's failure as a client error: it is noted here.)"""
+            try:
+                async for chunk in self.gemini.bodies.chunks(request):
+                    yield chunk
+            except BodyProblem as exc:
+                stalled.append(exc)
+                raise
+
         try:
             upstream = await self.client.session_for(session.proxy).post(
-                URL(session.upstream_url, encoded=True), data=request.content,
-                headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
-                                                               sock_read=300))
+                URL(session.upstream_url, encoded=True), data=file_bytes(), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300))
             body = scrub(await upstream.read(), session.secret)
             upstream.release()
-        except NETWORK_ERRORS:
+        except (BodyProblem, *NETWORK_ERRORS):
+            if stalled:
+                return json_reply(408, gateway_error(408, stalled[0].problem, lang))
             return json_reply(502, gateway_error(502, ProblemId.UPSTREAM_UNREACHABLE, lang))
         if upstream.headers.get("x-goog-upload-status") == "final":
             await self.sessions.delete(_SESSION + upload_id)
