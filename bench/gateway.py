@@ -12,7 +12,8 @@ Scenarios (issue 4):
   5. RSS at idle and after N requests; time from launch to /healthz 200.
   6. the limiter's cost (scheduling off);
   7. OpenAI format (issue 7): /v1/chat/completions through gemgate (translated to Gemini and
-     back) against the simulator's own OpenAI surface, which translates likewise.
+     back) against the simulator's own OpenAI surface, which translates likewise;
+  8. one always-503 key among good ones, outlier ejection on and off (issue 13).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def running(sim_args: list[str] | None = None,
-            scheduling: bool = True) -> Iterator[tuple[Setup, float]]:
+def running(sim_args: list[str] | None = None, scheduling: bool = True,
+            extra: dict[str, object] | None = None) -> Iterator[tuple[Setup, float]]:
     """Simulator and gateway as separate processes; yields the setup and the gateway's time
     from launch to its first /healthz 200."""
     sim_port, gw_port = free_port(), free_port()
@@ -70,7 +71,8 @@ def running(sim_args: list[str] | None = None,
     config = folder / "gemgate.yaml"
     config.write_text(yaml.safe_dump({"projects": PROJECTS,
                                       "scheduling": {"enabled": scheduling},
-                                      "ledger": {"path": str(folder / "gemgate.db")}}))
+                                      "ledger": {"path": str(folder / "gemgate.db")},
+                                      **(extra or {})}))
     env = {"GEMINI_API_KEYS": "", "GEMGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
            "GEMGATE_CLIENT_KEYS": TOKEN, "GEMGATE_LOG_LEVEL": "WARNING"}
     with process(["simulate", "--port", str(sim_port), *(sim_args or [])]):
@@ -257,7 +259,35 @@ def main() -> int:
               f"{rss_mb(setup.gateway_pid):.1f} MB")
         if failed:
             return 1
+    if _one_bad_key(seconds) != 0:
+        return 1
     return 0 if direct.errors == 0 and through.errors == 0 else 1
+
+
+def _one_bad_key(seconds: float) -> int:
+    """8. One key of three always answers 503 (issue 13): outlier ejection on (the default)
+    against off (a threshold never reached), same load."""
+    print("\n8. one always-503 key among good ones (16 connections; and at 200 req/s)")
+    never = {"outliers": {"consecutive_failures": 1_000_000_000}}
+    for label, extra in (("ejection on", None), ("ejection off", never)):
+        with running(extra=extra) as (setup, _):
+            rule = b'{"kind": "503", "key": "sim-free-key-2"}'
+            asyncio.run(_post(setup.simulator + "/_sim/faults", rule))
+            url = setup.gateway + GENERATE
+            run_wrk(url, TOKEN, seconds=1)
+            loaded = run_wrk(url, TOKEN, seconds=seconds)
+            timed = asyncio.run(_fixed_rate(url, TOKEN, 200, 1 if seconds <= 1 else 5))
+            print(loaded.line(f"gemgate, {label}"))
+            print(f"   at 200 req/s: p50 {percentile(timed, 0.5):.2f} ms, p99 "
+                  f"{percentile(timed, 0.99):.2f} ms")
+            if loaded.errors:
+                return 1
+    return 0
+
+
+async def _post(url: str, body: bytes) -> None:
+    async with aiohttp.ClientSession() as http, http.post(url, data=body) as answer:
+        answer.raise_for_status()
 
 
 if __name__ == "__main__":
