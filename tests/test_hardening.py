@@ -166,36 +166,32 @@ def test_connections_that_never_finish_a_request_are_closed(sim: RunningSimulato
         slow.close()
 
 
+def _upload_chunk_head(gateway: RunningGateway, port: int) -> bytes:
+    """A started upload's finalising chunk request, headers only (40 bytes promised)."""
+    start = requests.post(gateway.url + "/upload/v1beta/files", timeout=5,
+                          json={"file": {"displayName": "x"}}, headers={
+                              "x-goog-api-key": TOKEN, "X-Goog-Upload-Protocol": "resumable",
+                              "X-Goog-Upload-Command": "start",
+                              "X-Goog-Upload-Header-Content-Length": "40",
+                              "X-Goog-Upload-Header-Content-Type": "text/plain"})
+    path = start.headers["x-goog-upload-url"].split(str(port), 1)[1]
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
+            "X-Goog-Upload-Command: upload, finalize\r\nX-Goog-Upload-Offset: 0\r\n\r\n"
+            ).encode()
+
+
 def test_an_upload_chunk_that_stalls_is_cut_and_a_slow_one_is_not(sim: RunningSimulator) -> None:
     with run_gateway(sim.url, server={"body_idle_timeout_s": 0.5}) as gateway:
         port = int(gateway.url.rsplit(":", 1)[1])
-        start = requests.post(gateway.url + "/upload/v1beta/files", timeout=5,
-                              json={"file": {"displayName": "x"}}, headers={
-                                  "x-goog-api-key": TOKEN, "X-Goog-Upload-Protocol": "resumable",
-                                  "X-Goog-Upload-Command": "start",
-                                  "X-Goog-Upload-Header-Content-Length": "40",
-                                  "X-Goog-Upload-Header-Content-Type": "text/plain"})
-        path = start.headers["x-goog-upload-url"].split(str(port), 1)[1]
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
-                "X-Goog-Upload-Command: upload, finalize\r\nX-Goog-Upload-Offset: 0\r\n\r\n")
         stalled = socket.create_connection(("127.0.0.1", port), timeout=5)
-        stalled.sendall(head.encode() + b"only ten b")
+        stalled.sendall(_upload_chunk_head(gateway, port) + b"only ten b")
         started = time.monotonic()
         answer = stalled.recv(4096)
         assert b" 408 " in answer.split(b"\r\n")[0], answer[:200]
         assert time.monotonic() - started < 3
         stalled.close()
-        start = requests.post(gateway.url + "/upload/v1beta/files", timeout=5,
-                              json={"file": {"displayName": "y"}}, headers={
-                                  "x-goog-api-key": TOKEN, "X-Goog-Upload-Protocol": "resumable",
-                                  "X-Goog-Upload-Command": "start",
-                                  "X-Goog-Upload-Header-Content-Length": "40",
-                                  "X-Goog-Upload-Header-Content-Type": "text/plain"})
-        path = start.headers["x-goog-upload-url"].split(str(port), 1)[1]
         slow = socket.create_connection(("127.0.0.1", port), timeout=10)
-        slow.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
-                      "X-Goog-Upload-Command: upload, finalize\r\n"
-                      "X-Goog-Upload-Offset: 0\r\n\r\n").encode())
+        slow.sendall(_upload_chunk_head(gateway, port))
         for _ in range(4):
             slow.sendall(b"0123456789")
             time.sleep(0.2)
