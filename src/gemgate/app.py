@@ -99,11 +99,15 @@ def _told(events: Events, health: HealthState) -> Callable[[Shared], None]:
 
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time,
-              health: HealthState | None = None) -> web.Application:
+              health: HealthState | None = None,
+              monotonic: Callable[[], float] = time.monotonic) -> web.Application:
     """`clock` is the wall clock of the ledger and of budget periods (tests move it on);
-    `health` shares key and project health with other replicas (none by default)."""
+    `health` shares key and project health with other replicas (none by default);
+    `monotonic` orders cooldowns, rests and rate windows (tests pass the event loop's virtual
+    time, so that scheduling lives through real minutes in milliseconds)."""
     health = health or LocalHealth()
-    pool = KeyPool(settings.projects, settings.quota_cooldown_s, settings.outliers)
+    pool = KeyPool(settings.projects, settings.quota_cooldown_s, settings.outliers,
+                   clock=monotonic)
     limits = LimitBook({p.name: p.tier for p in settings.projects},
                        {p.name: {m: lim.model_dump() for m, lim in p.limits.items()}
                         for p in settings.projects})
@@ -111,7 +115,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     router = Router(settings)
     scheduler = _scheduler(settings, pool, limits)
     providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
-                          settings.stream_idle_timeout_s)
+                          settings.stream_idle_timeout_s, monotonic)
     events = Events()
     pool.on_change = limits.on_learn = providers.on_change = _told(events, health)
     google = GoogleUpstream(pool, client, scheduler, limits, events)

@@ -73,7 +73,9 @@ class Relay:
 
     def _upstream_for(self, model: str) -> Upstream:
         link = self.providers.link(model) if self.providers else None
-        return ProviderUpstream(self.providers, link) if link is not None else self.google
+        if link is None:
+            return self.google
+        return ProviderUpstream(self.providers, link, self.providers.clock)
 
     async def through(self, call: Call, upstream: Upstream, patience: float) -> Answer:
         """The one retry loop, whatever the upstream."""

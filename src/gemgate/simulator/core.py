@@ -46,7 +46,9 @@ def _entry(at: float, label: str, project: str | None, model: str, method: str, 
 
 
 class Simulator:
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` measures quota windows (tests pass an event loop's virtual time)."""
         self.config = config or SimConfig()
         self.models: dict[str, SimModel] = {m.name: m for m in self.config.models}
         self._projects: dict[str, SimProject] = {}
@@ -54,7 +56,7 @@ class Simulator:
         self._callers: dict[str, Caller] = {}  # resolved keys; reset when projects change
         for project in self.config.projects:
             self.add_project(project)
-        self.quota = QuotaBook(self.config)
+        self.quota = QuotaBook(self.config, clock)
         self.faults = FaultBoard(self.config.faults, self.config.seed)
         self._lock = threading.Lock()
         self._by_key: Counter[tuple[str, str]] = Counter()

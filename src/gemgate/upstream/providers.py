@@ -194,7 +194,9 @@ class ProviderStream:
 
 class Providers:
     def __init__(self, configs: list[ProviderConfig],
-                 session_for: Any, connect_timeout_s: float, idle_timeout_s: float) -> None:
+                 session_for: Any, connect_timeout_s: float, idle_timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # orders keys' rests (the pool's clock; tests pass a virtual one)
         self._by_name = {c.name: Provider(c) for c in configs}
         self._session_for = session_for  # UpstreamClient.session_for: one session per route
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s,
@@ -214,7 +216,7 @@ class Providers:
 
     def view(self) -> list[dict[str, Any]]:
         """For /admin/pool: each provider, its model map, and its keys (masked) at rest."""
-        now = time.monotonic()
+        now = self.clock()
         return [{"provider": p.name, "base_url": p.base_url, "models": p.models,
                  "keys": [{"key": k.masked,
                            "resting_s": round(max(0.0, k.resting_until - now), 1)}
@@ -225,7 +227,7 @@ class Providers:
         provider = self._by_name.get(change.provider)
         for key in provider.keys if provider else ():
             if key.id == change.key_id:
-                key.resting_until = max(key.resting_until, time.monotonic() + change.seconds)
+                key.resting_until = max(key.resting_until, self.clock() + change.seconds)
 
     def listed(self) -> list[tuple[str, str]]:
         """(gemgate's name, provider) of every mapped model, for /v1/models."""
@@ -247,7 +249,7 @@ class Providers:
             upstream.release()
             verdict = _verdict(upstream.status, raw, _retry_after(upstream.headers))
             if verdict.cooldown_s is not None:
-                key.resting_until = time.monotonic() + verdict.cooldown_s
+                key.resting_until = self.clock() + verdict.cooldown_s
                 self.on_change(ProviderRested(link.provider.name, key.id, verdict.cooldown_s))
             return error_answer(link.provider.name, upstream.status, raw, verdict), verdict
         if call.stream:
