@@ -75,7 +75,7 @@ def main() -> None:
         for surface, (path, body) in SURFACES.items():
             kind = {} if body is None else {"body": body, "bearer": True}
             rates: dict[str, list[float]] = {side: [] for side in sides}
-            for side, url in sides.items():  # warm both up
+            for url in sides.values():  # warm both up
                 run_wrk(url + path, TOKEN, seconds=1, **kind)  # type: ignore[arg-type]
             for _ in range(args.rounds):
                 for side, url in sides.items():

@@ -11,9 +11,10 @@ from aiohttp import web
 from gemgate.access.alerts import Alerts
 from gemgate.access.book import KeyBook
 from gemgate.access.budgets import Budgets
-from gemgate.access.counters import KeyCounters, MemoryCounters
+from gemgate.access.counters import KeyCounters
 from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
+from gemgate.backends import Backends
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
 from gemgate.core.events import Events, Finished, PoolChanged, ProviderRested, Shared
@@ -41,8 +42,7 @@ from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S
 from gemgate.state import Limits
 from gemgate.state.health import HealthState, LocalHealth
-from gemgate.state.memory import MemoryRateState
-from gemgate.state.records import MemoryRecords
+from gemgate.state.redis.rates import RedisRateState
 from gemgate.storage import Store
 from gemgate.storage.sqlite.store import SqliteStore
 from gemgate.upstream.affinity import ResourceOwners
@@ -57,12 +57,16 @@ AUTH = web.AppKey("auth", Authenticator)
 EVENTS = web.AppKey("events", Events)
 
 
-def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook) -> Scheduler | None:
+def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook,
+               backends: Backends) -> Scheduler | None:
     plan = settings.scheduling
     if not plan.enabled:
         return None
-    state = MemoryRateState(plan.minute_s, plan.margin_s, plan.day_s, pool.clock)
-    return Scheduler(state, limits, pool, frozenset(plan.spill))
+    state = backends.rate_state(plan.minute_s, plan.margin_s, plan.day_s, pool.clock)
+    scheduler = Scheduler(state, limits, pool, frozenset(plan.spill))
+    if isinstance(state, RedisRateState):
+        state.on_room = scheduler.pump  # room freed on another replica
+    return scheduler
 
 
 def _store(settings: Settings, clock: Callable[[], float]) -> SqliteStore | None:
@@ -105,7 +109,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     `health` shares key and project health with other replicas (none by default);
     `monotonic` orders cooldowns, rests and rate windows (tests pass the event loop's virtual
     time, so that scheduling lives through real minutes in milliseconds)."""
-    health = health or LocalHealth()
+    backends = Backends(settings, health)
+    health = backends.health
     pool = KeyPool(settings.projects, settings.quota_cooldown_s, settings.outliers,
                    clock=monotonic)
     limits = LimitBook({p.name: p.tier for p in settings.projects},
@@ -113,7 +118,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                         for p in settings.projects})
     client = UpstreamClient(settings)
     router = Router(settings)
-    scheduler = _scheduler(settings, pool, limits)
+    scheduler = _scheduler(settings, pool, limits, backends)
     providers = Providers(settings.providers, client.session_for, settings.connect_timeout_s,
                           settings.stream_idle_timeout_s, monotonic)
     events = Events()
@@ -134,10 +139,11 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     auth = Authenticator(settings.tenants, book, open_when_empty=settings.loopback_only())
     if settings.log_requests:
         events.subscribe(write_line, (Finished,))
-    counters = MemoryCounters(rates, budgets)
-    events.record_with(_meter(settings, store, counters, clock).on_finished)
-    flow = Pipeline(auth, router, Rights(counters, budgets.zone), relay, owners, events,
-                    settings.deadline_s)
+    counters = backends.counters(rates, budgets)
+    meter = _meter(settings, store, counters, clock)
+    events.record_with(meter.on_finished)
+    rights = Rights(counters, budgets.zone, meter.prices, meter.outputs)
+    flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)
@@ -157,13 +163,13 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     if store is not None:
         app[STORE] = store
     prefix = settings.path_prefix
-    app.add_routes(OpsEdge(pool).routes())
-    app.add_routes(AdminEdge(pool, providers, settings.admin_key, keys,
+    app.add_routes(OpsEdge(pool, backends.view).routes())
+    app.add_routes(AdminEdge(pool, providers, backends.view, settings.admin_key, keys,
                              store.ledger if store else None,
                              settings.timezone, bodies, owners).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
-    app.add_routes(UploadEdge(gemini, client, MemoryRecords(), prefix,
+    app.add_routes(UploadEdge(gemini, client, backends.records, prefix,
                               settings.server.public_url).routes())
     app.add_routes([unknown_route()])
 
@@ -179,7 +185,12 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                 limits.adopt(change.project, change.model,
                              Limits(change.rpm, change.tpm, change.rpd))
 
-        listening.append(asyncio.get_running_loop().create_task(health.listen(apply)))
+        await backends.start()
+        loop = asyncio.get_running_loop()
+        listening.append(loop.create_task(health.listen(apply)))
+        state = scheduler.state if scheduler is not None else None
+        if isinstance(state, RedisRateState):
+            listening.append(loop.create_task(state.listen()))
         if store is not None and keys is not None:
             await store.open()
             await keys.refresh()
@@ -197,6 +208,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             await keys.stop()
             await store.close()
         await alerts.close()
+        await backends.close()
         writer = access_log()
         if writer is not None:
             writer.flush()

@@ -101,3 +101,11 @@ def scrub_headers(headers: list[tuple[str, str]], secret: str | None) -> list[tu
     """Upstream's response headers with any key masked (a header may echo the request)."""
     return [(k, _scrub_header(v, secret)) if "AIza" in v or (secret and secret in v)
             else (k, v) for k, v in headers]
+
+
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """A Redis or PostgreSQL URL fit for a log line: its password masked like a key."""
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + mask_key(m.group(2)) + m.group(3), url)

@@ -2,9 +2,14 @@
 
 A counter starts from the ledger's rollup (what the period has already cost) and then grows
 with every recorded request, so admission never waits for the database. Periods are calendar
-days and months in the configured time zone; a new period starts a new counter. A request is
-admitted while the key's spend is below its budget: the request that crosses the line still
-completes (its cost is not known before it runs), and the next one is refused.
+days and months in the configured time zone; a new period starts a new counter.
+
+A request reserves its estimated cost before it goes upstream and settles the real cost when it
+ends (a failure settles 0: the reservation is given back). It is admitted while the key's spend
+plus what requests in flight have reserved is below the budget: requests running at the same
+time see each other's reservations, so together they overshoot the budget by at most the one
+request that crosses the line (whose cost is not known before it runs), never by their number.
+With Redis (state/redis/counters.py) the same rule holds across replicas.
 
 At `alert_at` (80% by default) and at 100%, an alert goes to the log and, when configured, to a
 webhook, once per key, period and level.
@@ -36,7 +41,16 @@ class Period:
 class Spend:
     period: Period
     usd: float = 0.0
+    reserved: float = 0.0  # estimates of requests in flight
     alerted: set[str] = field(default_factory=set)  # levels already announced this period
+
+
+@dataclass(slots=True)
+class Hold:
+    """A request's reservation: the estimate, on the counters of the periods it was made in."""
+
+    usd: float
+    spends: list[Spend]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +133,28 @@ class Budgets:
 
     def check(self, key: VirtualKey) -> Stop | None:
         for kind, limit, spend in self._tracked(key):
-            if spend.usd >= limit:
+            if spend.usd + spend.reserved >= limit:
                 return Stop(kind, limit, spend.usd, spend.period.end)
         return None
 
-    def add(self, key: VirtualKey, usd: float) -> None:
+    def reserve(self, key: VirtualKey, usd: float) -> Stop | Hold:
+        """A Stop when a budget has no room left (spent and reserved), else the hold."""
+        tracked = list(self._tracked(key))
+        for kind, limit, spend in tracked:
+            if spend.usd + spend.reserved >= limit:
+                return Stop(kind, limit, spend.usd, spend.period.end)
+        for _, _, spend in tracked:
+            spend.reserved += usd
+        return Hold(usd, [spend for _, _, spend in tracked])
+
+    def settle(self, key: VirtualKey, hold: Hold | None, usd: float) -> None:
+        """The real cost replaces the hold's estimate (0 gives the hold back)."""
+        if hold is not None:
+            for spend in hold.spends:
+                spend.reserved = max(0.0, spend.reserved - hold.usd)
+        self.add(key, usd)
+
+    def add(self, key: VirtualKey, usd: float, announce: bool = True) -> None:
         if usd <= 0:
             return
         for kind, limit, spend in self._tracked(key):
@@ -131,7 +162,17 @@ class Budgets:
             for level, share in self._levels():
                 if spend.usd >= limit * share and level not in spend.alerted:
                     spend.alerted.add(level)
-                    self.alert(self._event(level, key, kind, limit, spend))
+                    if announce:
+                        self.alert(self._event(level, key, kind, limit, spend))
+
+    def announce(self, key: VirtualKey, kind: Kind, level_index: int, spent_usd: float) -> None:
+        """An alert another backend decided (Redis: the replica whose request crossed)."""
+        limit = limit_of(key, kind)
+        level = self._levels()[level_index][0]
+        spend = self._current(key.id, kind, self.clock())
+        spend.alerted.add(level)
+        shown = Spend(spend.period, spent_usd)
+        self.alert(self._event(level, key, kind, limit or 0.0, shown))
 
     def spent(self, key_id: str, kind: Kind) -> float:
         spend = self._spend.get((key_id, kind))

@@ -1,7 +1,12 @@
 """A virtual key's counters, behind one async interface: its own RPM/TPM windows and its budget
 spend. Every replica must agree on them (two replicas each letting a key spend its whole budget
-is the bug other gateways ship), so a networked backend (Redis) stands behind the same calls —
-one per decision. `MemoryCounters` is the embedded default: one process's windows and spend."""
+is the bug other gateways ship), so a networked backend (Redis, state/redis/counters.py) stands
+behind the same calls — one per decision. `MemoryCounters` is the embedded default: one
+process's windows and spend.
+
+Budgets are reservations: `reserve_budget` holds a request's estimated cost before it goes
+upstream, `settle_budget` replaces it with the real cost when the request is recorded (0 gives
+it back), so requests in flight — on any replica — see each other."""
 
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ class KeyCounters(Protocol):
     async def settle(self, key: VirtualKey, handle: Any, estimated: int, actual: int) -> None:
         """The estimate replaced by the prompt tokens Google counted."""
 
-    async def budget_stop(self, key: VirtualKey) -> Stop | None:
-        """Why the key may spend no more now (a budget used up), or None."""
+    async def reserve_budget(self, key: VirtualKey, usd: float) -> tuple[Stop | None, Any]:
+        """(None, a hold) when the key's budgets have room (spent and reserved below each
+        limit), holding `usd`; else (why not, None)."""
 
-    async def spend(self, key: VirtualKey, usd: float) -> None:
-        """Adds a request's cost to every budget period of the key."""
+    async def settle_budget(self, key: VirtualKey, hold: Any, usd: float) -> None:
+        """The request's real cost replaces its hold (a None hold: only adds the cost)."""
 
 
 class MemoryCounters:
@@ -37,8 +43,9 @@ class MemoryCounters:
     async def settle(self, key: VirtualKey, handle: Any, estimated: int, actual: int) -> None:
         self.rates.settle(key, handle, estimated, actual)
 
-    async def budget_stop(self, key: VirtualKey) -> Stop | None:
-        return self.budgets.check(key)
+    async def reserve_budget(self, key: VirtualKey, usd: float) -> tuple[Stop | None, Any]:
+        held = self.budgets.reserve(key, usd)
+        return (held, None) if isinstance(held, Stop) else (None, held)
 
-    async def spend(self, key: VirtualKey, usd: float) -> None:
-        self.budgets.add(key, usd)
+    async def settle_budget(self, key: VirtualKey, hold: Any, usd: float) -> None:
+        self.budgets.settle(key, hold, usd)

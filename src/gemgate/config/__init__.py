@@ -27,6 +27,8 @@ from gemgate.config.settings import (
     SchedulingConfig,
     ServerConfig,
     Settings,
+    StateConfig,
+    StoreConfig,
     TenantConfig,
     Tier,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_FILE", "GOOGLE_URL", "AutoConfig", "BudgetConfig", "ConfigError", "CorsConfig",
     "LedgerConfig", "LimitsConfig", "OpenAIConfig", "OutlierConfig", "PriceConfig",
     "Priority", "ProjectConfig", "ProviderConfig", "RemoteImagesConfig", "RetryConfig",
-    "SchedulingConfig", "ServerConfig", "Settings", "TenantConfig", "Tier", "check_proxy",
+    "SchedulingConfig", "ServerConfig", "Settings", "StateConfig", "StoreConfig",
+    "TenantConfig", "Tier", "check_proxy",
     "clean_key", "load_settings", "projects_from_env", "proxy_options", "tenants_from_env",
 ]

@@ -111,6 +111,48 @@ class LedgerConfig(_Strict):
     key_refresh_s: float = Field(default=1.0, gt=0)  # how soon CLI key changes are seen
 
 
+class StateConfig(_Strict):
+    """Where the counts every replica must agree on live: this process's memory (one gateway),
+    or Redis (replicas and workers share quota windows, key health, budgets, upload sessions)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "gemgate"  # every key and channel gemgate uses starts with it
+    # While Redis is unreachable each replica serves on its own counts, with every limit
+    # divided by this number so that together they stay within Google's.
+    replicas: int = Field(default=1, ge=1)
+    # A reservation (quota room, budget) whose replica never settled it (killed) is given back
+    # after this long, so a dead replica cannot leave phantom 429s behind.
+    reservation_ttl_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", url):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
+
+class StoreConfig(_Strict):
+    """Where the ledger, rollups, virtual keys and resource owners are kept: the embedded SQLite
+    file (`ledger.path`), or PostgreSQL shared by every replica."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/gemgate"
+    schema_name: str = Field(default="public", alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    # Records that could not reach PostgreSQL wait here (a local SQLite file, durable) and are
+    # replayed, exactly once, when it answers again.
+    spool_path: str = "gemgate-spool.db"
+    pool_size: int = Field(default=8, ge=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, dsn: str) -> str:
+        if not re.match(r"^postgres(ql)?://", dsn):
+            raise ValueError("must be a postgresql:// URL")
+        return dsn
+
+
 class BudgetConfig(_Strict):
     alert_at: float = Field(default=0.8, gt=0, lt=1)  # share of a budget that raises an alert
     webhook_url: str | None = None  # receives each alert as a JSON POST
@@ -255,6 +297,8 @@ class Settings(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)  # e.g. {"fast": "gemini-2.5-flash-lite"}
     auto: AutoConfig = Field(default_factory=AutoConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     timezone: str = "UTC"  # of budget periods and of days in usage reports

@@ -11,7 +11,6 @@ from gemgate.problems import ProblemId
 if TYPE_CHECKING:
     from gemgate.access.vkeys import VirtualKey
     from gemgate.core.answer import Answer
-    from gemgate.state.windows import Bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,8 @@ class Call:
     estimated_tokens: int | None = None  # input tokens, estimated for quota admission
     client_ip: str | None = None
     refused_model: str = ""  # a model name refused as malformed, for the log and the ledger
-    key_tokens: Bucket | None = None  # where the key's own TPM window counted the estimate
+    key_tokens: Any = None  # the counters' handle: where the key's TPM counted the estimate
+    budget_hold: Any = None  # the counters' hold on the key's budgets (the estimated cost)
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
 

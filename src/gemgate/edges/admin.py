@@ -32,10 +32,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AdminEdge:
-    def __init__(self, pool: KeyPool, providers: Providers, admin_key: str | None,
+    def __init__(self, pool: KeyPool, providers: Providers,
+                 shared: Callable[[], list[dict[str, Any]]], admin_key: str | None,
                  keys: KeyService | None, ledger: LedgerStore | None, timezone: str,
                  bodies: BodyReader, owners: ResourceOwners) -> None:
         self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
+        self.shared = shared
         self.ledger, self.timezone, self.bodies = ledger, timezone, bodies
         self.owners = owners
 
@@ -89,7 +91,7 @@ class AdminEdge:
 
     async def pool_state(self, request: web.Request) -> web.Response:
         return json_reply(200, {"projects": self.pool.view(),
-                                "providers": self.providers.view()})
+                                "providers": self.providers.view(), "shared": self.shared()})
 
     async def resources(self, request: web.Request) -> web.Response:
         """Every file, cache, batch, … created through gemgate, with its owner: the admin

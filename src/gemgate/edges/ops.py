@@ -8,6 +8,9 @@ operator sees why — a gateway whose every key is dead is alive but not ready.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from gemgate import __version__
@@ -18,8 +21,9 @@ from .replies import json_reply, lang_of
 
 
 class OpsEdge:
-    def __init__(self, pool: KeyPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: KeyPool,
+                 shared: Callable[[], list[dict[str, Any]]] = lambda: []) -> None:
+        self.pool, self.shared = pool, shared
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz)]
@@ -32,9 +36,15 @@ class OpsEdge:
         for view in self.pool.view():
             counts[view["state"]] += 1
         why = self.pool.why_unusable()
+        shared = self.shared()
         if why is None:
-            return json_reply(200, {"status": "ready", "version": __version__,
-                                    "projects": counts})
+            # A shared backend away is degraded, not unready: this replica serves on its own
+            # state (limits divided among replicas), and pulling every replica out of the
+            # load balancer would turn a Redis outage into a gateway outage.
+            degraded = [part for part in shared if part["status"] != "ok"]
+            return json_reply(200, {"status": "degraded" if degraded else "ready",
+                                    "version": __version__, "projects": counts,
+                                    **({"shared": shared} if shared else {})})
         reason, problem = why
         return json_reply(503, {"status": "unready", "version": __version__, "reason": reason,
                                 "problem": problem, "projects": counts,

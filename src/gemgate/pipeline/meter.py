@@ -20,6 +20,7 @@ from gemgate.core.events import Finished
 from gemgate.ledger.record import Record
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
+from gemgate.scheduling.estimate import OutputGuess
 from gemgate.storage import LedgerStore
 
 log = logging.getLogger("gemgate.meter")
@@ -29,8 +30,10 @@ GEMINI = "gemini"
 class Meter:
     def __init__(self, ledger: LedgerStore | None, prices: PriceBook, counters: KeyCounters,
                  unbilled_projects: frozenset[str], commit_timeout_s: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 outputs: OutputGuess | None = None) -> None:
         self.ledger, self.prices, self.counters = ledger, prices, counters
+        self.outputs = outputs or OutputGuess()  # learns answers' length for budget holds
         self.unbilled_projects = unbilled_projects  # free tier: Google bills nothing
         self.commit_timeout_s = commit_timeout_s
         self.clock = clock
@@ -51,9 +54,12 @@ class Meter:
                                                 project not in self.unbilled_projects):
             cost = self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
         key = call.tenant.key
+        if tokens.candidates or tokens.thoughts:
+            self.outputs.observe(call.model, tokens.candidates + tokens.thoughts)
         if key is not None:
-            if cost > 0:
-                await self.counters.spend(key, cost)
+            if call.budget_hold is not None or cost > 0:
+                hold, call.budget_hold = call.budget_hold, None  # settled once
+                await self.counters.settle_budget(key, hold, cost)
             if call.key_tokens is not None and tokens.prompt and call.estimated_tokens:
                 await self.counters.settle(key, call.key_tokens, call.estimated_tokens,
                                            tokens.prompt)

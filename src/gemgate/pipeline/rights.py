@@ -14,13 +14,27 @@ from gemgate.access.counters import KeyCounters
 from gemgate.core.call import Call
 from gemgate.core.refusal import Refusal
 from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
-from gemgate.scheduling.estimate import estimate_tokens
+from gemgate.scheduling.estimate import OutputGuess, estimate_tokens
 
 
 class Rights:
-    def __init__(self, counters: KeyCounters, zone: ZoneInfo) -> None:
+    def __init__(self, counters: KeyCounters, zone: ZoneInfo, prices: PriceBook,
+                 outputs: OutputGuess) -> None:
         self.counters, self.zone = counters, zone
+        self.prices, self.outputs = prices, outputs
+
+    def _estimated_cost(self, call: Call) -> float:
+        """What the request will probably cost: its input estimated locally, its output as
+        long as this model's recent answers (the hold a budget reserves)."""
+        if call.action not in MODEL_ACTIONS or call.action == "countTokens":
+            return 0.0
+        if call.estimated_tokens is None:
+            call.estimated_tokens = estimate_tokens(call.parsed)
+        output = self.outputs.guess(call.model, call.parsed) if "Content" in call.action else 0
+        return self.prices.cost(call.model, Tokens(prompt=call.estimated_tokens,
+                                                   candidates=output))
 
     async def check(self, call: Call) -> Refusal | None:
         key = call.tenant.key if call.tenant is not None else None
@@ -30,7 +44,10 @@ class Rights:
             return Refusal(ProblemId.MODEL_NOT_ALLOWED, 403,
                            f"Virtual key {key.name!r} may not use model {call.model}; it may "
                            f"use: {', '.join(key.spec.models)}.")
-        stop = await self.counters.budget_stop(key)
+        stop = None
+        if key.spec.daily_budget_usd is not None or key.spec.monthly_budget_usd is not None:
+            stop, call.budget_hold = await self.counters.reserve_budget(
+                key, self._estimated_cost(call))
         if stop is not None:
             resets = datetime.fromtimestamp(stop.resets_at, self.zone)
             return Refusal(ProblemId.BUDGET_EXCEEDED, 429,

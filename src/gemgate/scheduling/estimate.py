@@ -61,3 +61,27 @@ def estimate_tokens(body: Any) -> int:
     if body.get("tools"):
         total += _count(str(body["tools"]))
     return total
+
+
+class OutputGuess:
+    """How many tokens a model's answers run to, learnt from the answers themselves: a budget
+    reservation needs the cost before the request runs, and output is most of it. The guess
+    is a moving average of recent answers (per model), capped by the request's
+    maxOutputTokens.
+    Before any answer is seen, `first_guess` tokens: erring high only makes requests near the
+    end of a budget go one at a time."""
+
+    def __init__(self, first_guess: int = 1024) -> None:
+        self.first_guess = first_guess
+        self._average: dict[str, float] = {}
+
+    def observe(self, model: str, output_tokens: int) -> None:
+        seen = self._average.get(model)
+        self._average[model] = (output_tokens if seen is None
+                                else 0.8 * seen + 0.2 * output_tokens)
+
+    def guess(self, model: str, body: Any) -> int:
+        guess = math.ceil(self._average.get(model, self.first_guess))
+        config = body.get("generationConfig") if isinstance(body, dict) else None
+        cap = config.get("maxOutputTokens") if isinstance(config, dict) else None
+        return min(guess, cap) if isinstance(cap, int) and cap > 0 else guess
