@@ -44,7 +44,6 @@ from gemgate.state import Limits
 from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.storage import Store
-from gemgate.storage.sqlite.store import SqliteStore
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool
@@ -52,7 +51,7 @@ from gemgate.upstream.prober import Prober
 from gemgate.upstream.providers import Providers
 
 POOL = web.AppKey("pool", KeyPool)
-STORE = web.AppKey("store", SqliteStore)
+STORE = web.AppKey("store", object)  # the storage backend (gemgate.storage.Store)
 AUTH = web.AppKey("auth", Authenticator)
 EVENTS = web.AppKey("events", Events)
 
@@ -67,13 +66,6 @@ def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook,
     if isinstance(state, RedisRateState):
         state.on_room = scheduler.pump  # room freed on another replica
     return scheduler
-
-
-def _store(settings: Settings, clock: Callable[[], float]) -> SqliteStore | None:
-    """The storage backend: the embedded SQLite file (None with the ledger switched off)."""
-    if not settings.ledger.enabled:
-        return None
-    return SqliteStore(settings.ledger, clock)
 
 
 def _meter(settings: Settings, store: Store | None, counters: KeyCounters,
@@ -128,7 +120,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                   providers, events)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
-    store = _store(settings, clock)
+    store = backends.make_store(clock)
     alerts = Alerts(settings.budgets.webhook_url)
     budgets = Budgets(settings.timezone, settings.budgets.alert_at, alerts.send, clock)
     rates = KeyRates()

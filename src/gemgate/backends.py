@@ -26,6 +26,8 @@ from gemgate.state.redis.link import Link
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.state.redis.records import RedisRecords
 from gemgate.storage import Store
+from gemgate.storage.postgres.store import PgStore
+from gemgate.storage.sqlite.store import SqliteStore
 
 
 def shared_ready(settings: Settings) -> str | None:
@@ -51,6 +53,16 @@ class Backends:
         self.records: Records = (RedisRecords(self.link, "uploads") if self.link is not None
                                  else MemoryRecords())
         self.store: Store | None = None
+
+    def make_store(self, clock: Callable[[], float]) -> Store | None:
+        """The storage backend (None with the ledger switched off)."""
+        if not self.settings.ledger.enabled:
+            return None
+        if self.settings.store.backend == "postgres":
+            self.store = PgStore(self.settings.store, self.settings.ledger, clock)
+        else:
+            self.store = SqliteStore(self.settings.ledger, clock)
+        return self.store
 
     def rate_state(self, minute_s: float, margin_s: float, day_s: float | None,
                    clock: Callable[[], float]) -> RateState | RedisRateState:

@@ -5,7 +5,39 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gemgate.access.vkeys import VirtualKey
+import orjson
+from pydantic import ValidationError
+
+from gemgate.access.vkeys import KeySpec, VirtualKey
+
+
+class KeyNotFound(LookupError):
+    pass
+
+
+class KeyConflict(ValueError):
+    pass
+
+
+class KeyInvalid(ValueError):
+    """The spec or patch is not valid; `problems` lists each field's fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def validate_spec(data: dict[str, Any]) -> KeySpec:
+    try:
+        return KeySpec.model_validate(data)
+    except ValidationError as exc:
+        raise KeyInvalid([f"{'.'.join(str(p) for p in e['loc']) or 'key'}: "
+                          f"{str(e['msg']).removeprefix('Value error, ')}"
+                          for e in exc.errors()]) from None
+
+
+def spec_json(spec: KeySpec) -> str:
+    return orjson.dumps(spec.model_dump(mode="json")).decode()
 
 
 class KeyStore(Protocol):

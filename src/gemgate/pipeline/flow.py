@@ -125,7 +125,7 @@ class Pipeline:
         if refused is not None:
             return refused
         self._entered(call, "owners")
-        if not self.owners.check(call):  # another tenant's resource is no resource at all
+        if not await self.owners.check(call):  # another tenant's resource is no resource at all
             return refusal(ProblemId.RESOURCE_NOT_FOUND)
         return None
 

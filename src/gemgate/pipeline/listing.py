@@ -43,6 +43,7 @@ def _items(data: Any, kind: str) -> tuple[list[Any], str | None]:
 async def listing(relay: Relay, owners: ResourceOwners, call: Call, kind: str) -> Answer:
     tenant = call.tenant.id if call.tenant is not None else ""
     asked, mine = call.query, []
+    await owners.sync()
     for project in owners.projects_of(tenant, kind):
         token: str | None = None
         for _ in range(_MAX_PAGES):

@@ -51,6 +51,10 @@ class OwnerStore(Protocol):
     async def load(self) -> list[tuple[str, str, str]]:
         """Every (name, tenant, project)."""
 
+    async def find(self, names: list[str]) -> list[tuple[str, str, str]]:
+        """(name, tenant, project) of those of `names` that are owned (a store shared by
+        replicas is asked for what another replica created)."""
+
     async def save(self, name: str, tenant: str, project: str) -> None: ...
 
     async def delete(self, name: str) -> None: ...
@@ -108,16 +112,26 @@ class ResourceOwners:
             self._owners = {name: Owner(tenant, project)
                             for name, tenant, project in await self._store.load()}
 
-    def check(self, call: Call) -> bool:
+    async def check(self, call: Call) -> bool:
         """Whether the caller may name every resource its call names; sets the call's
-        affinity to the project that holds them."""
+        affinity to the project that holds them. A name this replica has not seen is looked
+        up in the store (another replica may have created it)."""
         tenant = call.tenant.id if call.tenant is not None else ""
-        for name in referenced(call):
+        names = referenced(call)
+        unseen = [name for name in names if name not in self._owners]
+        if unseen and self._store is not None:
+            for name, owner_tenant, project in await self._store.find(unseen):
+                self._owners[name] = Owner(owner_tenant, project)
+        for name in names:
             owner = self._owners.get(name)
             if owner is None or owner.tenant != tenant:
                 return False
             call.affinity = call.affinity or owner.project
         return True
+
+    async def sync(self) -> None:
+        """Catches up on what other replicas created (before a list: it must show them)."""
+        await self.load()
 
     def projects_of(self, tenant: str, kind: str) -> list[str]:
         """The projects holding a tenant's resources of one kind, in a stable order."""

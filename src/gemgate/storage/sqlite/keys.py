@@ -12,47 +12,18 @@ import sqlite3
 import time
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
+from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound, spec_json, validate_spec
 from gemgate.access.vkeys import KeySpec, VirtualKey, digest_of, mask_of, new_secret
 
+__all__ = ["KeyConflict", "KeyInvalid", "KeyNotFound", "KeyStore", "validate_spec"]
+
 _COLUMNS = "id, name, digest, mask, spec, created_at, updated_at, revoked_at"
-
-
-class KeyNotFound(LookupError):
-    pass
-
-
-class KeyConflict(ValueError):
-    pass
-
-
-class KeyInvalid(ValueError):
-    """The spec or patch is not valid; `problems` lists each field's fault."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-def validate_spec(data: dict[str, Any]) -> KeySpec:
-    try:
-        return KeySpec.model_validate(data)
-    except ValidationError as exc:
-        raise KeyInvalid([f"{'.'.join(str(p) for p in e['loc']) or 'key'}: "
-                          f"{str(e['msg']).removeprefix('Value error, ')}"
-                          for e in exc.errors()]) from None
 
 
 def _row_to_key(row: tuple[Any, ...]) -> VirtualKey:
     id_, _name, digest, mask, spec, created, updated, revoked = row
     return VirtualKey.build(id_, KeySpec.model_validate_json(spec), digest, mask, created,
                             updated, revoked)
-
-
-def _spec_json(spec: KeySpec) -> str:
-    return orjson.dumps(spec.model_dump(mode="json")).decode()
 
 
 class KeyStore:
@@ -85,7 +56,7 @@ class KeyStore:
         try:
             self.db.execute(f"INSERT INTO vkeys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                             (key_id, spec.name, digest_of(secret), mask_of(secret),
-                             _spec_json(spec), now, now))
+                             spec_json(spec), now, now))
         except sqlite3.IntegrityError:
             raise KeyConflict(f"an active key is already named {spec.name!r}") from None
         return self.get(key_id), secret
@@ -95,7 +66,7 @@ class KeyStore:
         spec = validate_spec({**key.spec.model_dump(), **patch})
         try:
             self.db.execute("UPDATE vkeys SET name = ?, spec = ?, updated_at = ? WHERE id = ?",
-                            (spec.name, _spec_json(spec), time.time(), key.id))
+                            (spec.name, spec_json(spec), time.time(), key.id))
         except sqlite3.IntegrityError:
             raise KeyConflict(f"an active key is already named {spec.name!r}") from None
         return self.get(key.id)

@@ -18,6 +18,14 @@ class LedgerOwnerStore:
 
         return await self.ledger.run(read)
 
+    async def find(self, names: list[str]) -> list[tuple[str, str, str]]:
+        def read(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            marks = ", ".join("?" for _ in names)
+            return list(db.execute(f"SELECT name, tenant, project FROM resources "
+                                   f"WHERE name IN ({marks})", names))
+
+        return await self.ledger.run(read)
+
     async def save(self, name: str, tenant: str, project: str) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR IGNORE INTO resources VALUES (?, ?, ?, ?)",

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-ROLLUP_BUCKET_S = 900  # 15 minutes: every real time zone's offset is a multiple of it
+from gemgate.storage.report_sql import ROLLUP_BUCKET_S
+
+__all__ = ["ROLLUP_BUCKET_S", "connect", "migrate", "read_only"]
 
 _KEYS_VERSION_TRIGGERS = "\n".join(
     f"CREATE TRIGGER vkeys_{event.lower()} AFTER {event} ON vkeys BEGIN "
