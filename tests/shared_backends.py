@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import pytest
@@ -70,3 +71,53 @@ def redis_state(prefix: str, **extra: object) -> dict[str, object]:
 def pg_store(schema: str, spool: str, **extra: object) -> dict[str, object]:
     return {"backend": "postgres", "dsn": PG_DSN, "schema": schema, "spool_path": spool,
             **extra}
+
+
+def _pg_bin(name: str) -> str:
+    import glob
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        pytest.fail(f"PostgreSQL's {name} is needed (apt-get install postgresql)")
+    return found[-1]
+
+
+@contextmanager
+def private_postgres() -> Iterator[tuple[str, Any]]:
+    """A PostgreSQL cluster of this test's own (the test stops and starts it), on a free port;
+    run as the `postgres` user when the tests run as root (initdb refuses root)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="gemgate-pg-")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = f"{folder}/data"
+    subprocess.run([*as_postgres, _pg_bin("initdb"), "-D", data, "-A", "trust", "-U",
+                    "postgres", "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+
+    class Control:
+        def start(self) -> None:
+            subprocess.run([*as_postgres, _pg_bin("pg_ctl"), "-D", data, "-o", options, "-l",
+                            f"{folder}/log", "-w", "start"], check=True, capture_output=True)
+
+        def stop(self) -> None:
+            subprocess.run([*as_postgres, _pg_bin("pg_ctl"), "-D", data, "-m", "fast", "-w",
+                            "stop"], check=True, capture_output=True)
+
+    control = Control()
+    control.start()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", control
+    finally:
+        subprocess.run([*as_postgres, _pg_bin("pg_ctl"), "-D", data, "-m", "immediate",
+                        "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -39,7 +39,7 @@ from gemgate.pipeline.route import Router
 from gemgate.prices import Price, PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
-from gemgate.serving import IDLE_TIMEOUT_S
+from gemgate.serving import IDLE_TIMEOUT_S, SHUTDOWN_GRACE_S
 from gemgate.state import Limits
 from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.redis.rates import RedisRateState
@@ -152,6 +152,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[AUTH] = auth
     app[EVENTS] = events
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
+    app[SHUTDOWN_GRACE_S] = settings.server.shutdown_grace_s
     if store is not None:
         app[STORE] = store
     prefix = settings.path_prefix

@@ -82,12 +82,15 @@ def simulate(config_path: Path | None, host: str | None, port: int | None, seed:
               help="Use the built-in Gemini simulator as upstream (no Google, no keys needed).")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
               default=None)
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes serving the port (SO_REUSEPORT); more than 1 needs the Redis "
+                   "state and the PostgreSQL store.")
 def serve(config_path: Path | None, host: str | None, port: int | None, simulate: bool,
-          log_level: str | None) -> None:
+          log_level: str | None, workers: int) -> None:
     """Run the gateway."""
     from gemgate.serve import run
 
-    run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate)
+    run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate, workers)
 
 
 def _register_commands() -> None:

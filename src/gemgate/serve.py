@@ -67,7 +67,36 @@ def banner(settings: Settings, port: int, simulated: bool, open_mode: bool | Non
     return "\n".join(lines)
 
 
-def run(config_path: Path | None, flags: dict[str, Any], simulate: bool) -> None:
+def _worker(settings: Settings, port: int, ready: Any) -> None:
+    """One of `--workers N`: its own SO_REUSEPORT socket on the shared port, its own loop."""
+    from gemgate.workers import reuse_port_socket
+
+    sock = reuse_port_socket(settings.host, port)
+    serve_forever([(build_app(settings), sock)], on_ready=ready.set)
+
+
+def _run_workers(settings: Settings, count: int, simulate: bool) -> None:
+    from gemgate.backends import shared_ready
+    from gemgate.workers import Supervisor, reserve_port
+
+    why_not = "--simulate serves one process" if simulate else shared_ready(settings)
+    if why_not:
+        click.echo(f"gemgate: --workers {count} needs shared backends: {why_not}", err=True)
+        sys.exit(2)
+    try:
+        held = reserve_port(settings.host, settings.port)
+    except OSError as exc:
+        click.echo(f"gemgate: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(2)
+    port = held.getsockname()[1]
+    note = [f"{count} worker processes on port {port} (SO_REUSEPORT)"]
+    Supervisor(settings, port, count, _worker).run(
+        lambda: click.echo(banner(settings, port, False, None, note)))
+    held.close()
+
+
+def run(config_path: Path | None, flags: dict[str, Any], simulate: bool,
+        workers: int = 1) -> None:
     try:
         settings = load_settings(config_path, flags=flags, require_keys=not simulate)
     except ConfigError as exc:
@@ -87,6 +116,9 @@ def run(config_path: Path | None, flags: dict[str, Any], simulate: bool) -> None
     secrets = [k for p in settings.projects for k in p.keys]
     secrets += [t.token for t in settings.tenants] + [settings.admin_key or ""]
     setup_logging(settings.log_level, secrets)
+    if workers > 1:
+        _run_workers(settings, workers, simulate)
+        return
     try:
         sock = listening_socket(settings.host, settings.port)
     except OSError as exc:

@@ -16,6 +16,8 @@ T = TypeVar("T")
 # Seconds a connection may go without a complete request (new, half-sent headers, or idle
 # keep-alive) before the server closes it; an app sets it, aiohttp's own default is an hour.
 IDLE_TIMEOUT_S = web.AppKey("idle_timeout_s", float)
+# On shutdown, how long handlers in flight (a stream included) may run on (server.shutdown_grace_s).
+SHUTDOWN_GRACE_S = web.AppKey("shutdown_grace_s", float)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -39,7 +41,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 async def start_app(app: web.Application, sock: socket.socket) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=1.0,
+                           shutdown_timeout=app.get(SHUTDOWN_GRACE_S, 1.0),
                            keepalive_timeout=app.get(IDLE_TIMEOUT_S, 75.0))
     await runner.setup()
     await web.SockSite(runner, sock).start()

@@ -253,6 +253,9 @@ class ServerConfig(_Strict):
     # gemgate hands out its own URL (resumable uploads); otherwise taken from the request,
     # with X-Forwarded-Proto/-Host believed from trusted_proxies only.
     public_url: str | None = None
+    # On SIGTERM: how long requests and streams in flight may take to finish before the
+    # process exits anyway (the ledger is flushed either way).
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
 
     @field_validator("public_url")
     @classmethod
