@@ -1,16 +1,19 @@
 """`gemgate vkeys …` and `gemgate usage`: virtual keys and usage reports, from the command line.
 
-Both work on the gateway's database file directly (the path from --db, or from the
-configuration's ledger.path), so they work whether the gateway is running or not; a running
-gateway sees key changes within `ledger.key_refresh_s` (1 s by default).
+Both work on the gateway's store directly — the SQLite file (the path from --db, or from the
+configuration's ledger.path) or the configured PostgreSQL — so they work whether the gateway is
+running or not; a running gateway sees key changes within `ledger.key_refresh_s` (1 s by
+default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +22,16 @@ import click
 import orjson
 
 from gemgate.access.budgets import KINDS, Budgets, limit_of
+from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound, KeyStore
 from gemgate.access.vkeys import VirtualKey
+from gemgate.backends import Backends
 from gemgate.config import ConfigError, Settings, load_settings
-from gemgate.storage.sqlite import reports
-from gemgate.storage.sqlite.keys import KeyConflict, KeyInvalid, KeyNotFound, KeyStore
-from gemgate.storage.sqlite.schema import SchemaError, connect, read_only
+from gemgate.ledger import report as reports
+from gemgate.ledger.report import ReportError
+from gemgate.storage import Store
+from gemgate.storage.postgres.ledger import AWAY as PG_AWAY
+from gemgate.storage.postgres.schema import SchemaError as PgSchemaError
+from gemgate.storage.sqlite.schema import SchemaError
 
 T = TypeVar("T")
 
@@ -36,27 +44,51 @@ def _settings(config_path: Path | None) -> Settings:
         sys.exit(2)
 
 
-def _db_path(db: Path | None, config_path: Path | None) -> str:
-    return str(db) if db else _settings(config_path).ledger.path
-
-
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"gemgate: {message}", err=True)
     sys.exit(code)
 
 
+@dataclass
+class _Opened:
+    """The configured store, opened for one command, called from synchronous code."""
+
+    store: Store
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.store.keys
+
+    def run(self, work: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(work)
+
+
 @contextmanager
-def _store(db: str) -> Iterator[KeyStore]:
+def _store(db: Path | None, config_path: Path | None) -> Iterator[_Opened]:
+    settings = _settings(config_path)
+    if db is not None:
+        settings = settings.model_copy(update={"ledger": settings.ledger.model_copy(
+            update={"path": str(db)}), "store": settings.store.model_copy(
+            update={"backend": "sqlite"})})
+    store = Backends(settings).make_store(time.time)
+    if store is None:
+        _fail("the ledger is switched off (ledger.enabled: false): there is no store", 2)
+        return
+    loop = asyncio.new_event_loop()
+    opened = _Opened(store, loop)
     try:
-        connection = connect(db)
-    except (SchemaError, OSError) as exc:
-        _fail(str(exc), 2)
+        opened.run(store.open())
+    except (SchemaError, PgSchemaError, OSError, *PG_AWAY) as exc:
+        loop.close()
+        _fail(f"cannot open the store: {exc}", 2)
     try:
-        yield KeyStore(connection)
-    except (KeyNotFound, KeyConflict, KeyInvalid) as exc:
-        _fail(str(exc))
+        yield opened
+    except (KeyNotFound, KeyConflict, KeyInvalid, ReportError) as exc:
+        _fail(str(exc), 2 if isinstance(exc, ReportError) else 1)
     finally:
-        connection.close()
+        opened.run(store.close())
+        loop.close()
 
 
 def _future(text: str) -> str | None:
@@ -126,7 +158,7 @@ def _spec_from(options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _spending(store: KeyStore, key: VirtualKey, zone: str) -> dict[str, Any]:
+def _spending(opened: _Opened, key: VirtualKey, zone: str) -> dict[str, Any]:
     """This period's spend of each budget the key has, from the ledger: what the gateway
     itself counts against the budget (free-tier calls cost 0 unless price_free_tier)."""
     budgets, now = Budgets(zone), time.time()
@@ -135,7 +167,7 @@ def _spending(store: KeyStore, key: VirtualKey, zone: str) -> dict[str, Any]:
         limit = limit_of(key, kind)
         if limit is not None:
             period = budgets.period(kind, now)
-            spent = store.spent(key.id, period.start, period.end)
+            spent = opened.run(opened.keys.spent(key.id, period.start, period.end))
             found[kind] = {"budget_usd": limit, "spent_usd": round(spent, 9),
                            "remaining_usd": round(max(0.0, limit - spent), 9)}
     return found
@@ -177,7 +209,7 @@ db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path)
                          help="The gateway's database file [ledger.path, or ./gemgate.db].")
 config_option = click.option("--config", "config_path",
                              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                             help="gemgate.yaml, to find the database (ledger.path).")
+                             help="gemgate.yaml, to find the store (ledger.path, or store:).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -197,8 +229,8 @@ def create(name: str, disabled: bool, db: Path | None, config_path: Path | None,
            as_json: bool, **options: Any) -> None:
     """Create a key for NAME and print its secret (once)."""
     spec = {"name": name, **_spec_from(options), "enabled": not disabled}
-    with _store(_db_path(db, config_path)) as store:
-        key, secret = store.create(spec)
+    with _store(db, config_path) as opened:
+        key, secret = opened.run(opened.keys.create(spec))
     _print_key(key, as_json, secret)
 
 
@@ -211,9 +243,9 @@ def list_keys(include_revoked: bool, db: Path | None, config_path: Path | None,
               as_json: bool) -> None:
     """List keys (secrets never shown: only their masks)."""
     zone = _settings(config_path).timezone
-    with _store(_db_path(db, config_path)) as store:
-        keys = store.all(include_revoked)
-        spending = {k.id: _spending(store, k, zone) for k in keys}
+    with _store(db, config_path) as opened:
+        keys = opened.run(opened.keys.all(include_revoked))
+        spending = {k.id: _spending(opened, k, zone) for k in keys}
     now = time.time()
     if as_json:
         views = [{**k.view(), "status": _status(k, spending[k.id], now),
@@ -245,9 +277,9 @@ def _money(spent: dict[str, float] | None) -> str:
 def show(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Show one key, by id or name."""
     zone = _settings(config_path).timezone
-    with _store(_db_path(db, config_path)) as store:
-        key = store.get(ref)
-        spending = _spending(store, key, zone)
+    with _store(db, config_path) as opened:
+        key = opened.run(opened.keys.get(ref))
+        spending = _spending(opened, key, zone)
     _print_key(key, as_json, spending=spending)
 
 
@@ -273,8 +305,8 @@ def update(ref: str, name: str | None, enabled: bool | None, any_model: bool, an
         patch["models"] = []
     if anywhere:
         patch["ip_allow"] = []
-    with _store(_db_path(db, config_path)) as store:
-        key = store.update(ref, patch)
+    with _store(db, config_path) as opened:
+        key = opened.run(opened.keys.update(ref, patch))
     _print_key(key, as_json)
 
 
@@ -285,8 +317,8 @@ def update(ref: str, name: str | None, enabled: bool | None, any_model: bool, an
 @json_option
 def rotate(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Give a key a new secret; the old one stops working."""
-    with _store(_db_path(db, config_path)) as store:
-        key, secret = store.rotate(ref)
+    with _store(db, config_path) as opened:
+        key, secret = opened.run(opened.keys.rotate(ref))
     _print_key(key, as_json, secret)
 
 
@@ -297,8 +329,8 @@ def rotate(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -
 @json_option
 def revoke(ref: str, db: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Revoke a key for good (its usage history stays)."""
-    with _store(_db_path(db, config_path)) as store:
-        key = store.revoke(ref)
+    with _store(db, config_path) as opened:
+        key = opened.run(opened.keys.revoke(ref))
     _print_key(key, as_json)
 
 
@@ -322,18 +354,16 @@ def usage(by: str, since: str, until: str | None, tenant: str | None, key_id: st
           model: str | None, project: str | None, timezone: str | None, as_csv: bool,
           db: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Requests, tokens and cost from the ledger, grouped."""
-    settings = _settings(config_path)
-    path = str(db) if db else settings.ledger.path
+    zone = timezone or _settings(config_path).timezone
     try:
         start = reports.parse_when(since)
         end = reports.parse_when(until) if until else None
-        with read_only(path) as connection:
-            report = reports.usage_report(connection, by, start, end,
-                                          timezone or settings.timezone, tenant=tenant,
-                                          key=key_id, model=model, project=project)
-    except (reports.ReportError, SchemaError) as exc:
+    except reports.ReportError as exc:
         _fail(str(exc), 2)
         return
+    with _store(db, config_path) as opened:
+        report = opened.run(opened.store.ledger.report(
+            by, start, end, zone, tenant=tenant, key=key_id, model=model, project=project))
     if as_json:
         click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     elif as_csv:
