@@ -95,11 +95,13 @@ def serve(config_path: Path | None, host: str | None, port: int | None, simulate
 
 def _register_commands() -> None:
     from gemgate.doctor.command import doctor
+    from gemgate.store_cli import store
     from gemgate.team_cli import usage, vkeys
 
     main.add_command(vkeys)
     main.add_command(usage)
     main.add_command(doctor)
+    main.add_command(store)
 
 
 _register_commands()
