@@ -300,3 +300,18 @@ def _ledger_rows(schema: str, key_id: str) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
     return asyncio.run(read())
+
+
+def test_redis_away_at_start_serves_degraded_and_never_shows_its_password(
+        caplog: Any) -> None:
+    secret = "hunter2-very-secret-password"
+    url = f"redis://:{secret}@127.0.0.1:{_free_port()}/0"  # nothing listens there
+    with caplog.at_level("WARNING"), run_simulator() as sim, \
+            run_gateway(sim.url, state={"backend": "redis", "url": url}) as gateway:
+        assert _post(gateway.url).status_code == 200  # served on local state
+        ready = requests.get(gateway.url + "/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        shown = ready.text + gateway.admin("GET", "/admin/pool").text
+        assert "hunt…word" in shown and secret not in shown
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "unreachable" in logged and secret not in logged

@@ -109,3 +109,9 @@ _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@]*)(@)", re.IGNO
 def mask_url(url: str) -> str:
     """A Redis or PostgreSQL URL fit for a log line: its password masked like a key."""
     return _URL_PASSWORD.sub(lambda m: m.group(1) + mask_key(m.group(2)) + m.group(3), url)
+
+
+def url_password(url: str) -> str:
+    """The password in a Redis or PostgreSQL URL ("" when there is none): a secret to mask."""
+    found = _URL_PASSWORD.match(url)
+    return found.group(2) if found else ""

@@ -13,7 +13,7 @@ from gemgate import __version__
 from gemgate.app import AUTH, build_app
 from gemgate.config import ConfigError, LimitsConfig, ProjectConfig, Settings, load_settings
 from gemgate.logs import setup_logging
-from gemgate.secrets import mask_key
+from gemgate.secrets import mask_key, url_password
 from gemgate.serving import listening_socket, serve_forever
 
 
@@ -115,6 +115,7 @@ def run(config_path: Path | None, flags: dict[str, Any], simulate: bool,
         apps.append((simulator, sim_sock))
     secrets = [k for p in settings.projects for k in p.keys]
     secrets += [t.token for t in settings.tenants] + [settings.admin_key or ""]
+    secrets += [url_password(settings.state.url), url_password(settings.store.dsn)]
     setup_logging(settings.log_level, secrets)
     if workers > 1:
         _run_workers(settings, workers, simulate)
