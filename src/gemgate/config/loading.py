@@ -76,6 +76,11 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         data["ledger"] = {"path": env["GEMGATE_DB"].strip()}
     if env.get("GEMGATE_CLIENT_KEYS", "").strip():
         data["tenants"] = tenants_from_env(env["GEMGATE_CLIENT_KEYS"])
+    # The shared backends, as containers are usually given them (passwords stay out of files).
+    if env.get("GEMGATE_REDIS_URL", "").strip():
+        data["state"] = {"backend": "redis", "url": env["GEMGATE_REDIS_URL"].strip()}
+    if env.get("GEMGATE_POSTGRES_DSN", "").strip():
+        data["store"] = {"backend": "postgres", "dsn": env["GEMGATE_POSTGRES_DSN"].strip()}
     return data
 
 
