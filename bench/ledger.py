@@ -2,6 +2,8 @@
 
     python -m bench.ledger              # 1,000,000 records over 30 days (about a minute to fill)
     python -m bench.ledger --smoke      # 50,000, for CI
+    python -m bench.ledger --postgres postgresql://postgres@127.0.0.1:5432/test
+                                        # the same on PostgreSQL (a schema of its own, dropped)
 
 Reports read the 15-minute rollup plus the rows of the range's two partial buckets; the
 "direct" figure is the same question asked of the request rows alone (a GROUP BY over every
@@ -103,12 +105,75 @@ async def commit_rate(path: Path, records: int, concurrency: int) -> tuple[float
     return len(waits) / elapsed, sum(waits) / len(waits) * 1000
 
 
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+async def postgres(dsn: str, rows: int, commits: int) -> None:
+    """Group commit and reports through the PostgreSQL store, in a schema of its own."""
+    from gemgate.config import LedgerConfig, StoreConfig
+    from gemgate.storage.postgres.store import PgStore
+
+    schema = f"bench_{random.randrange(16**8):08x}"
+    folder = Path(tempfile.mkdtemp(prefix="gemgate-bench-pg-"))
+    store = PgStore(StoreConfig.model_validate({"backend": "postgres", "dsn": dsn,
+                                                "schema": schema,
+                                                "spool_path": str(folder / "spool.db")}),
+                    LedgerConfig(retention_days=None))
+    await store.open()
+    try:
+        rng = random.Random(2)
+        counter = iter(range(10**9, 10**10))
+        for concurrency in (1, 64):
+            waits: list[float] = []
+
+            async def client(waits: list[float] = waits, rounds: int = commits // concurrency
+                             ) -> None:
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    future = store.ledger.add(fake(next(counter), time.time(), rng))
+                    assert future is not None
+                    await future
+                    waits.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            rate = len(waits) / (time.perf_counter() - started)
+            print(f"postgres group commit, {concurrency:>2} waiting requests: {rate:8,.0f} "
+                  f"records/s, mean wait for the commit {sum(waits) / len(waits) * 1000:.2f} ms")
+        rng, now = random.Random(1), time.time()
+        started = time.perf_counter()
+        batch: list[Record] = []
+        for n in range(rows):
+            batch.append(fake(n, now - 30 * DAY * (1 - n / rows), rng))
+            if len(batch) == 2000:
+                await store.ledger.write(batch)
+                batch = []
+        if batch:
+            await store.ledger.write(batch)
+        seconds = time.perf_counter() - started
+        print(f"postgres: filled {rows:,} records over 30 days in {seconds:.1f}s "
+              f"({rows / seconds:,.0f}/s in batches of 2,000, rollup included)")
+        for by in ("tenant", "model", "project", "day"):
+            for since in ("7d", "30d"):
+                started = time.perf_counter()
+                await store.ledger.report(by, reports.parse_when(since), None, "UTC")
+                took = time.perf_counter() - started
+                print(f"postgres report --by {by:<8} --since {since:<4}{took * 1000:>8.0f}ms")
+    finally:
+        async with store.pool().acquire() as connection:
+            await connection.execute(f"DROP SCHEMA {schema} CASCADE")
+        await store.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--smoke", action="store_true", help="50,000 rows, fewer commits")
+    parser.add_argument("--postgres", metavar="DSN", help="measure the PostgreSQL store")
     args = parser.parse_args()
     rows = 50_000 if args.smoke else args.rows
+    if args.postgres:
+        asyncio.run(postgres(args.postgres, rows, 2_000 if args.smoke else 20_000))
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="gemgate-bench-ledger-"))
 
     for concurrency in (1, 64):

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
+from pathlib import Path
 from types import FrameType
 
 from gemgate.config import Settings
@@ -55,6 +56,16 @@ def reserve_port(host: str, port: int) -> socket.socket:
 Worker = Callable[[Settings, int, ProcessEvent], None]
 
 
+def for_slot(settings: Settings, slot: int) -> Settings:
+    """A worker's own settings: its own ledger spool (`gemgate-spool.db` → `…-w0.db`), so
+    workers never write one SQLite file together; the worker that replaces a dead one takes
+    over its slot, and with it what the dead one left spooled."""
+    path = Path(settings.store.spool_path)
+    spool = str(path.with_name(f"{path.stem}-w{slot}{path.suffix}"))
+    return settings.model_copy(update={"store": settings.store.model_copy(
+        update={"spool_path": spool})})
+
+
 class Supervisor:
     def __init__(self, settings: Settings, port: int, count: int, worker: Worker) -> None:
         self.settings, self.port, self.count, self.worker = settings, port, count, worker
@@ -64,8 +75,8 @@ class Supervisor:
 
     def _start_one(self, slot: int) -> ProcessEvent:
         ready = self._context.Event()
-        process = self._context.Process(target=self.worker, args=(self.settings, self.port,
-                                                                  ready),
+        process = self._context.Process(target=self.worker,
+                                        args=(for_slot(self.settings, slot), self.port, ready),
                                         name=f"gemgate-worker-{slot}", daemon=False)
         process.start()
         self._workers[slot] = process

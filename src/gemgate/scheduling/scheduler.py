@@ -146,9 +146,13 @@ class Scheduler:
         future: asyncio.Future[Grant | NoRoom] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(ask, PRIORITIES.get(ask.priority, 1), next(self._seq), future)
         queue.waiters.append(waiter)
-        self.pump(ask.model)
-        if not future.done():
-            await asyncio.wait({future}, timeout=max(0.0, patience))
+        await self.state.waiting(ask.model, 1)
+        try:
+            self.pump(ask.model)
+            if not future.done():
+                await asyncio.wait({future}, timeout=max(0.0, patience))
+        finally:
+            await self.state.waiting(ask.model, -1)
         if future.done():
             return future.result()
         future.cancel()

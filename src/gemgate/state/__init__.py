@@ -46,3 +46,7 @@ class RateState(Protocol):
 
     async def cancel(self, reservation: Reservation) -> None:
         """Gives the room back: Google never counted the attempt."""
+
+    async def waiting(self, model: str, change: int) -> None:
+        """Requests for `model` queued in this process: +1 as one starts waiting, -1 as it
+        stops. A shared state tells replicas of freed room only while someone waits."""

@@ -101,6 +101,9 @@ class MemoryRateState:
                 window.adjust(bucket, counted, tokens)
                 reservation.handles[index] = (window, bucket, tokens, True)
 
+    async def waiting(self, model: str, change: int) -> None:
+        return None  # one process: its own scheduler already knows
+
     async def cancel(self, reservation: Reservation) -> None:
         for window, bucket, counted, _ in reservation.handles:
             window.remove(bucket, counted)

@@ -66,7 +66,9 @@ class RedisCounters:
             return
         window, bucket = handle
         with contextlib.suppress(Down):
-            await self.link.call(self._adjust(keys=[window], args=[bucket, actual - estimated]))
+            # No queue waits on a key's own window: the "waiting" count named is never set.
+            await self.link.call(self._adjust(keys=[window, self.link.key("waiting", "")],
+                                              args=[bucket, actual - estimated, "", ""]))
 
     # ---- budgets ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ by `state.replicas`; when it returns, what was counted locally is added into the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -125,7 +126,7 @@ class RedisRateState:
         changes = [(key, bucket, tokens - counted) for key, bucket, counted in handles[1]
                    if key.endswith(":tpm") and tokens != counted]
         if changes:
-            await self._apply(changes, reservation.model, freed=tokens < reservation.tokens)
+            await self._apply(changes, reservation.model)
             handles[1] = [(key, bucket, tokens if key.endswith(":tpm") else counted)
                           for key, bucket, counted in handles[1]]
 
@@ -135,20 +136,26 @@ class RedisRateState:
             await self.local.cancel(reservation)
             return
         await self._apply([(key, bucket, -counted) for key, bucket, counted in handles[1]],
-                          reservation.model, freed=True)
+                          reservation.model)
         handles.clear()
 
-    async def _apply(self, changes: list[tuple[str, str, int]], model: str,
-                     freed: bool) -> None:
+    async def _apply(self, changes: list[tuple[str, str, int]], model: str) -> None:
+        """One round trip: the corrections, and word to the queues if room was freed."""
         args: list[str | int] = []
         for _, bucket, change in changes:
             args += [bucket, change]
-        try:
-            await self.link.call(self._adjust(keys=[c[0] for c in changes], args=args))
-            if freed:  # room appeared: requests queued on every replica may go now
-                await self.link.call(self.link.client.publish(self.link.key("room"), model))
-        except Down:
-            pass  # the window forgets it in a minute anyway: the safe side (counted too much)
+        args += [self.link.key("room"), model]
+        keys = [c[0] for c in changes] + [self.link.key("waiting", model)]
+        with contextlib.suppress(Down):  # the window forgets it in a minute: the safe side
+            await self.link.call(self._adjust(keys=keys, args=args))
+
+    async def waiting(self, model: str, change: int) -> None:
+        key = self.link.key("waiting", model)
+        pipe = self.link.client.pipeline(transaction=True)
+        pipe.incrby(key, change)
+        pipe.expire(key, 600)  # a replica that died while requests waited: forgotten soon
+        with contextlib.suppress(Down):
+            await self.link.call(pipe.execute())
 
     async def listen(self) -> None:
         """Wakes this replica's queues when another replica frees room (until cancelled)."""

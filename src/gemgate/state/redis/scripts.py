@@ -92,16 +92,25 @@ return {-1, soonest}
 """
 
 # Corrections to counts already made (real tokens replacing an estimate; an attempt Google
-# never counted given back). KEYS: the windows; ARGV: per key a bucket ('' for a plain counter)
-# and the change. A bucket already expired is left alone (its count no longer matters).
+# never counted given back). KEYS: the windows, then the model's count of queued requests;
+# ARGV: per window a bucket ('' for a plain counter) and the change, then the channel and the
+# model. A bucket already expired is left alone (its count no longer matters). When room was
+# freed and requests wait somewhere, the model is published on the channel — in the same
+# round trip, and only then (a publish per request would cost every replica a wake-up).
 ADJUST = """
-for i, key in ipairs(KEYS) do
-  local bucket, change = ARGV[i * 2 - 1], tonumber(ARGV[i * 2])
+local freed = false
+local windows = #KEYS - 1
+for i = 1, windows do
+  local key, bucket, change = KEYS[i], ARGV[i * 2 - 1], tonumber(ARGV[i * 2])
+  if change < 0 then freed = true end
   if bucket == '' then
     if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('INCRBY', key, change) end
   elseif redis.call('HEXISTS', key, bucket) == 1 then
     redis.call('HINCRBY', key, bucket, change)
   end
+end
+if freed and tonumber(redis.call('GET', KEYS[#KEYS]) or '0') > 0 then
+  redis.call('PUBLISH', ARGV[windows * 2 + 1], ARGV[windows * 2 + 2])
 end
 return 1
 """
