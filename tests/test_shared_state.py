@@ -315,3 +315,51 @@ def test_redis_away_at_start_serves_degraded_and_never_shows_its_password(
         assert "hunt…word" in shown and secret not in shown
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "unreachable" in logged and secret not in logged
+
+
+def test_a_dead_replicas_budget_holds_expire_and_counters_do_not_drift() -> None:
+    """Holds a replica took and never settled (it was killed mid-request) stop refusing the key
+    after `state.reservation_ttl_s`; settled spend in Redis equals the sum of the costs."""
+    import asyncio
+
+    from gemgate.access.budgets import Budgets, Stop
+    from gemgate.access.rates import KeyRates
+    from gemgate.access.vkeys import KeySpec, VirtualKey
+    from gemgate.config import StateConfig
+    from gemgate.state.redis.counters import RedisCounters
+    from gemgate.state.redis.link import Link
+
+    key = VirtualKey.build("vk_leak", KeySpec(name="leak", daily_budget_usd=0.01), "d", "m",
+                           0.0, 0.0)
+
+    async def run(prefix: str) -> None:
+        config = StateConfig(backend="redis", prefix=prefix, reservation_ttl_s=0.5)
+        dead, alive = Link(config), Link(config)
+        killed = RedisCounters(dead, KeyRates(), Budgets())
+        survivor = RedisCounters(alive, KeyRates(), Budgets())
+        for _ in range(4):  # in flight on the replica that is about to die
+            stop, _ = await killed.reserve_budget(key, 0.003)
+            assert stop is None
+        await dead.close()  # killed: its holds are never settled
+        stop, _ = await survivor.reserve_budget(key, 0.003)
+        assert isinstance(stop, Stop)  # held room counts while the holds may still settle
+        await asyncio.sleep(0.6)
+        costs = []
+        for cost in (0.004, 0.0035):
+            stop, hold = await survivor.reserve_budget(key, 0.003)
+            assert stop is None, "a dead replica's holds still refuse the key"
+            await survivor.settle_budget(key, hold, cost)
+            costs.append(cost)
+        period = survivor._periods(key)[0][2]
+        spent = float(await alive.client.hget(period, "spent") or 0)
+        reserved = float(await alive.client.hget(period, "reserved") or 0)
+        assert abs(spent - sum(costs)) < 1e-9 and abs(reserved) < 1e-9
+        stop, hold = await survivor.reserve_budget(key, 0.003)  # 0.0075 spent: room left
+        assert stop is None
+        await survivor.settle_budget(key, hold, 0.003)
+        stop, _ = await survivor.reserve_budget(key, 0.003)  # 0.0105 spent: the line crossed
+        assert isinstance(stop, Stop) and abs(stop.spent_usd - 0.0105) < 1e-9
+        await alive.close()
+
+    with redis_prefix() as prefix:
+        asyncio.run(run(prefix))
