@@ -363,3 +363,37 @@ def test_a_dead_replicas_budget_holds_expire_and_counters_do_not_drift() -> None
 
     with redis_prefix() as prefix:
         asyncio.run(run(prefix))
+
+
+def _window_total(prefix: str, *parts: str) -> int:
+    from tests.shared_backends import require_redis
+
+    client = require_redis()
+    try:
+        return sum(int(v) for v in client.hgetall(":".join((prefix, *parts))).values())
+    finally:
+        client.close()
+
+
+def test_a_keys_rpm_and_its_projects_are_one_decision_across_replicas() -> None:
+    """A virtual key's own RPM counts with the project's quota in the same script: replicas
+    share it, and a request the project has no room for takes nothing from the key."""
+    config, projects = _solo(rpm=2)
+    with redis_prefix() as prefix, pg_schema() as schema, run_simulator(config) as sim, \
+            _replicas(sim.url, projects, redis_state(prefix), schema,
+                      ledger={"key_refresh_s": 0.2}) as (one, two):
+        secret, key = one.new_key(rpm=3)
+        time.sleep(0.5)
+        # The project has room for 2 a (2-second) minute: 2 pass, 2 are refused by it at once.
+        answers = [_post(url, token=secret, **{"X-Server-Timeout": "0.5"})
+                   for url in (one.url, two.url, one.url, two.url)]
+        assert sorted(a.status_code for a in answers) == [200, 200, 429, 429]
+        assert all("own rate limit" not in a.json()["error"]["message"]
+                   for a in answers if a.status_code == 429)  # the project's refusal
+        assert _window_total(prefix, "k", key["id"], "rpm") == 2  # refused: not counted
+        time.sleep(MINUTE + 1.0)  # the project's minute rolls; the key's (a real one) does not
+        answers = [_post(url, token=secret) for url in (one.url, two.url)]
+        assert [a.status_code for a in answers] == [200, 429]  # the key's third, then its own
+        refused = answers[1].json()["error"]
+        assert "own rate limit (RPM 3)" in refused["message"]
+        assert _upstream_429s(sim) == 0

@@ -31,7 +31,7 @@ from gemgate.logs import access_log
 from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.flow import Pipeline
-from gemgate.pipeline.google import GoogleUpstream
+from gemgate.pipeline.google import QUOTA_ACTIONS, GoogleUpstream
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
@@ -134,7 +134,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     counters = backends.counters(rates, budgets)
     meter = _meter(settings, store, counters, clock)
     events.record_with(meter.on_finished)
-    rights = Rights(counters, budgets.zone, meter.prices, meter.outputs)
+    relay.counters = counters
+    shared_windows = scheduler is not None and isinstance(scheduler.state, RedisRateState)
+    rights = Rights(counters, budgets.zone, meter.prices, meter.outputs,
+                    lambda call: shared_windows and call.action in QUOTA_ACTIONS)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))

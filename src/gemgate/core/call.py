@@ -74,6 +74,7 @@ class Call:
     refused_model: str = ""  # a model name refused as malformed, for the log and the ledger
     key_tokens: Any = None  # the counters' handle: where the key's TPM counted the estimate
     budget_hold: Any = None  # the counters' hold on the key's budgets (the estimated cost)
+    key_scope: Any = None  # the key's own windows, left to admission (state.Scope)
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
 

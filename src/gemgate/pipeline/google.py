@@ -16,6 +16,7 @@ from gemgate.core.answer import Answer, GoogleStream
 from gemgate.core.call import Attempt, Call
 from gemgate.core.classify import NETWORK_FAILURE, TIMEOUT, Verdict, classify, error_status
 from gemgate.core.events import Events, QueueWaited
+from gemgate.pipeline.rights import over_own_limit
 from gemgate.pipeline.tries import Tries
 from gemgate.problems import ProblemId, problem
 from gemgate.scheduling.estimate import estimate_tokens
@@ -66,6 +67,11 @@ class GoogleUpstream:
             if isinstance(grant, NoRoom):
                 if grant.problem == ProblemId.NO_HEALTHY_KEYS:
                     return self._no_key(call, tries)
+                if grant.problem == ProblemId.KEY_RATE_LIMITED and call.tenant and \
+                        call.tenant.key:
+                    refused = over_own_limit(call.tenant.key, grant.retry_after_s or 1.0)
+                    return Answer(429, gateway_problem=refused.problem,
+                                  retry_after_s=refused.retry_after_s, message=refused.message)
                 return Answer(problem(grant.problem).status, gateway_problem=grant.problem,
                               retry_after_s=grant.retry_after_s, quota_error=tries.quota_error)
             only = grant.project if grant is not None else call.affinity
@@ -86,7 +92,8 @@ class GoogleUpstream:
         tenant = call.tenant
         ask = Ask(call.model, call.estimated_tokens, call.priority,
                   tenant.name if tenant else "anonymous", tenant.weight if tenant else 1.0,
-                  call.affinity, frozenset(tries.excluded), frozenset(tries.tried))
+                  call.affinity, frozenset(tries.excluded), frozenset(tries.tried),
+                  (call.key_scope,) if call.key_scope is not None else ())
         started = time.perf_counter()
         grant = await self.scheduler.admit(ask, patience)
         waited_ms = (time.perf_counter() - started) * 1000

@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from gemgate.access.counters import KeyCounters
 from gemgate.core.answer import Answer
 from gemgate.core.call import Attempt, Call
 from gemgate.core.classify import TIMEOUT, Verdict
+from gemgate.pipeline.rights import over_own_limit
 from gemgate.pipeline.tries import Tries
 from gemgate.problems import ProblemId
 from gemgate.upstream.client import NETWORK_ERRORS
@@ -22,18 +24,37 @@ class ProviderUpstream:
     (a refused or rate-limited key rests), one attempt at a time."""
 
     def __init__(self, providers: Providers, link: Link,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 counters: KeyCounters | None = None) -> None:
         self.providers, self.link, self.clock = providers, link, clock
+        self.counters = counters
 
     async def pick(self, call: Call, tries: Tries, patience: float) -> ProviderKey | Answer:
         if call.action not in ("generateContent", "streamGenerateContent"):
             return Answer(400, gateway_problem=ProblemId.PROVIDER_UNSUPPORTED)
+        refused = await self._key_windows(call)
+        if refused is not None:
+            return refused
         provider = self.link.provider
         key = provider.next_key(self.clock())
         if key is None:
             return tries.last or Answer(429, gateway_problem=ProblemId.PROVIDER_KEYS_RESTING,
                                         retry_after_s=provider.soonest(self.clock()))
         return key
+
+    async def _key_windows(self, call: Call) -> Answer | None:
+        """A key whose windows were left to admission (which a provider does not pass
+        through) is counted here, once per call."""
+        key = call.tenant.key if call.tenant is not None else None
+        if call.key_scope is None or key is None or self.counters is None:
+            return None
+        call.key_scope = None
+        wait, call.key_tokens = await self.counters.admit(key, call.estimated_tokens or 0)
+        if wait <= 0:
+            return None
+        refused = over_own_limit(key, wait)
+        return Answer(429, gateway_problem=refused.problem, retry_after_s=wait,
+                      message=refused.message)
 
     async def attempt(self, call: Call, key: ProviderKey,
                       limit_s: float) -> tuple[Answer, Verdict, Attempt]:

@@ -18,6 +18,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from gemgate.access.counters import KeyCounters
 from gemgate.config import RetryConfig
 from gemgate.core.answer import Answer
 from gemgate.core.call import Attempt, Call
@@ -49,8 +50,9 @@ class Upstream(Protocol):
 class Relay:
     def __init__(self, google: GoogleUpstream, retry: RetryConfig, router: Router,
                  fallback_after_s: float, providers: Providers, events: Events,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, counters: KeyCounters | None = None) -> None:
         self.google, self.retry, self.router = google, retry, router
+        self.counters = counters  # a virtual key's windows, for provider links
         self.fallback_after_s = fallback_after_s
         self.providers, self.events = providers, events
         self.pool = google.pool
@@ -75,7 +77,7 @@ class Relay:
         link = self.providers.link(model) if self.providers else None
         if link is None:
             return self.google
-        return ProviderUpstream(self.providers, link, self.providers.clock)
+        return ProviderUpstream(self.providers, link, self.providers.clock, self.counters)
 
     async def through(self, call: Call, upstream: Upstream, patience: float) -> Answer:
         """The one retry loop, whatever the upstream."""

@@ -7,23 +7,37 @@ upstream attempt. Configured tokens have no such limits and pass straight throug
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gemgate.access.counters import KeyCounters
+from gemgate.access.vkeys import VirtualKey
 from gemgate.core.call import Call
 from gemgate.core.refusal import Refusal
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import OutputGuess, estimate_tokens
+from gemgate.state import Scope
+
+
+def over_own_limit(key: VirtualKey, wait_s: float) -> Refusal:
+    limits = ", ".join(f"{n} {v}" for n, v in (("RPM", key.spec.rpm), ("TPM", key.spec.tpm))
+                       if v)
+    return Refusal(ProblemId.KEY_RATE_LIMITED, 429,
+                   f"Virtual key {key.name!r} is over its own rate limit ({limits}).", wait_s)
 
 
 class Rights:
     def __init__(self, counters: KeyCounters, zone: ZoneInfo, prices: PriceBook,
-                 outputs: OutputGuess) -> None:
+                 outputs: OutputGuess,
+                 in_admission: Callable[[Call], bool] = lambda call: False) -> None:
         self.counters, self.zone = counters, zone
         self.prices, self.outputs = prices, outputs
+        # Whether admission counts this call's key windows together with its project's, in
+        # one decision (a shared state: one round trip, atomic across replicas).
+        self.in_admission = in_admission
 
     def _estimated_cost(self, call: Call) -> float:
         """What the request will probably cost: its input estimated locally, its output as
@@ -57,17 +71,14 @@ class Rights:
                            max(1.0, stop.resets_at - time.time()))
         if call.action not in MODEL_ACTIONS:
             return None
+        if (key.spec.rpm is not None or key.spec.tpm is not None) and self.in_admission(call):
+            call.key_scope = Scope(key.id, key.spec.rpm, key.spec.tpm)
+            return None
         tokens = 0
         if key.spec.tpm is not None and call.action != "countTokens":
             if call.estimated_tokens is None:
                 call.estimated_tokens = estimate_tokens(call.parsed)
             tokens = call.estimated_tokens
         wait, call.key_tokens = await self.counters.admit(key, tokens)
-        if wait > 0:
-            limits = ", ".join(f"{n} {v}" for n, v in (("RPM", key.spec.rpm),
-                                                        ("TPM", key.spec.tpm)) if v)
-            return Refusal(ProblemId.KEY_RATE_LIMITED, 429,
-                           f"Virtual key {key.name!r} is over its own rate limit ({limits}).",
-                           wait)
-        return None
+        return over_own_limit(key, wait) if wait > 0 else None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gemgate.problems import ProblemId
 from gemgate.scheduling.limits import LimitBook
-from gemgate.state import RateState, Reservation
+from gemgate.state import RateState, Reservation, Scope, ScopeFull
 from gemgate.upstream.pool import KeyPool, ProjectState, set_aside
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2, "batch": 3}
@@ -31,7 +31,7 @@ class Grant:
 class NoRoom:
     """Why admission failed: no room in time, every project cooling, or no usable key."""
 
-    problem: ProblemId  # NO_QUOTA_ROOM, ALL_PROJECTS_COOLING or NO_HEALTHY_KEYS
+    problem: ProblemId  # NO_QUOTA_ROOM, ALL_PROJECTS_COOLING, NO_HEALTHY_KEYS, KEY_RATE_LIMITED
     retry_after_s: float | None = None
 
 
@@ -47,6 +47,7 @@ class Ask:
     only: str | None = None  # a project that owns a referenced resource
     exclude: frozenset[str] = frozenset()
     tried: frozenset[str] = frozenset()  # failed this call already: others are preferred
+    scopes: tuple[Scope, ...] = ()  # counted with the project, in the same decision
 
 
 @dataclass(slots=True)
@@ -112,8 +113,12 @@ class Scheduler:
             # Limits are looked up as the state walks the candidates: the memory state stops
             # at the first with room; a networked one reads them all for its one round trip.
             model, limits = ask.model, self.limits
-            reservation, wait = await self.state.reserve(
-                model, ask.tokens, ((name, limits.of(name, model)) for name in open_now))
+            try:
+                reservation, wait = await self.state.reserve(
+                    model, ask.tokens, ((name, limits.of(name, model)) for name in open_now),
+                    ask.scopes)
+            except ScopeFull as full:  # the key is over its own limit: refused, not queued
+                return NoRoom(ProblemId.KEY_RATE_LIMITED, full.wait_s), 0.0
             if reservation is not None:
                 return Grant(reservation.project, reservation), 0.0
             soonest = min(soonest, wait)

@@ -31,15 +31,34 @@ class Reservation:
     handles: list[Any] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A window that every attempt of a request counts in besides its project's: a virtual
+    key's own RPM/TPM over a real minute, whatever the model or project."""
+
+    name: str
+    rpm: int | None
+    tpm: int | None
+
+
+class ScopeFull(Exception):
+    """A scope has no room: the request is refused at once (the key is over its own limit)."""
+
+    def __init__(self, scope: Scope, wait_s: float) -> None:
+        super().__init__(scope.name)
+        self.scope, self.wait_s = scope, wait_s
+
+
 class RateState(Protocol):
     """Rate windows and reservations, one call per decision (a network backend answers each
     with one round trip, e.g. one Lua script): the caller hands the candidate projects in its
     order of preference, the state reserves room in the first one whose windows all have it."""
 
-    async def reserve(self, model: str, tokens: int,
-                      candidates: Iterable[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+    async def reserve(self, model: str, tokens: int, candidates: Iterable[tuple[str, Limits]],
+                      scopes: tuple[Scope, ...] = ()) -> tuple[Reservation | None, float]:
         """A reservation in the first candidate with room now (`reservation.project` names
-        it); else None and the seconds until the soonest room."""
+        it), counted in every scope too, all at once; else None and the seconds until the
+        soonest room. Raises ScopeFull when a scope has no room."""
 
     async def settle(self, reservation: Reservation, tokens: int) -> None:
         """Replaces the estimated input tokens with what Google counted."""

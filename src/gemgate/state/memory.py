@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gemgate.state import Limits, Reservation
+from gemgate.state import Limits, Reservation, Scope, ScopeFull
 from gemgate.state.windows import SlidingWindow
 
 _PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -32,6 +32,7 @@ class MemoryRateState:
         self.minute_s, self.margin_s, self.day_s = minute_s, margin_s, day_s
         self.clock = clock  # monotonic seconds (tests pass a fake one)
         self._books: dict[tuple[str, str], _Windows] = {}
+        self._scopes: dict[str, tuple[SlidingWindow, SlidingWindow]] = {}  # requests, tokens
         self._day_name, self._midnight = "", 0.0  # the Pacific day, and when it ends (monotonic)
 
     def _today(self, now: float) -> tuple[str, float]:
@@ -54,15 +55,36 @@ class MemoryRateState:
             book.day, book.day_name = SlidingWindow(length, self.margin_s), name
         return book.day, left
 
-    async def reserve(self, model: str, tokens: int,
-                      candidates: Iterable[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+    async def reserve(self, model: str, tokens: int, candidates: Iterable[tuple[str, Limits]],
+                      scopes: tuple[Scope, ...] = ()) -> tuple[Reservation | None, float]:
+        now = self.clock()
+        for scope in scopes:
+            requests, counted = self._scope_windows(scope)
+            wait = requests.wait(now, 1, scope.rpm) if scope.rpm else 0.0
+            if scope.tpm:
+                wait = max(wait, counted.wait(now, tokens, scope.tpm))
+            if wait > 0:
+                raise ScopeFull(scope, wait)
         soonest = float("inf")
         for project, limits in candidates:
             reservation, wait = self.try_reserve(project, model, tokens, limits)
             if reservation is not None:
+                for scope in scopes:  # nothing awaited since the check: still room
+                    requests, counted = self._scope_windows(scope)
+                    if scope.rpm:
+                        reservation.handles.append((requests, requests.add(now, 1), 1, False))
+                    if scope.tpm:
+                        reservation.handles.append((counted, counted.add(now, tokens), tokens,
+                                                    True))
                 return reservation, 0.0
             soonest = min(soonest, wait)
         return None, soonest
+
+    def _scope_windows(self, scope: Scope) -> tuple[SlidingWindow, SlidingWindow]:
+        found = self._scopes.get(scope.name)
+        if found is None:
+            found = self._scopes[scope.name] = (SlidingWindow(60.0, 0.0), SlidingWindow(60.0, 0.0))
+        return found
 
     def try_reserve(self, project: str, model: str, tokens: int,
                     limits: Limits) -> tuple[Reservation | None, float]:

@@ -52,7 +52,7 @@ class RedisCounters:
                 self.link.key("k", key.id, "rpd")]
         try:
             found = await self.link.call(self._reserve_rate(
-                keys=keys, args=[tokens, _MINUTE_MS, _BUCKET_MS, 0, 0, 1, rpm, tpm, 0]))
+                keys=keys, args=[tokens, _MINUTE_MS, _BUCKET_MS, 0, 0, 1, 0, 0, 0, rpm, tpm, 0]))
         except Down:
             return self.rates.admit(key, tokens)
         index, first, _ = (int(v) for v in (*found, 0)[:3])

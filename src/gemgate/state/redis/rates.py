@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gemgate.state import Limits, Reservation
+from gemgate.state import Limits, Reservation, Scope, ScopeFull
 from gemgate.state.memory import MemoryRateState
 from gemgate.state.redis.link import Down, Link
 from gemgate.state.redis.scripts import ADJUST, MERGE, RESERVE
@@ -28,6 +28,8 @@ from gemgate.state.redis.scripts import ADJUST, MERGE, RESERVE
 log = logging.getLogger("gemgate.state")
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 _SHARED = "redis"  # the marker of a reservation made in Redis
+# A virtual key's own windows are a real minute in buckets of a second, as in access/rates.py.
+SCOPE_SPAN_MS, SCOPE_WIDTH_MS = 60_000, 1_000
 
 
 def _divided(limits: Limits, replicas: int) -> Limits:
@@ -38,6 +40,11 @@ def _divided(limits: Limits, replicas: int) -> Limits:
         return None if value is None else max(1, value // replicas)
 
     return Limits(part(limits.rpm), part(limits.tpm), part(limits.rpd))
+
+
+def _divided_scope(scope: Scope, replicas: int) -> Scope:
+    limits = _divided(Limits(scope.rpm, scope.tpm), replicas)
+    return Scope(scope.name, limits.rpm, limits.tpm)
 
 
 def _ms_left_in_pacific_day() -> int:
@@ -73,30 +80,40 @@ class RedisRateState:
         return [key("q", project, model, "rpm"), key("q", project, model, "tpm"),
                 key("q", project, model, "rpd", day)]
 
-    async def reserve(self, model: str, tokens: int,
-                      candidates: Iterable[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+    async def reserve(self, model: str, tokens: int, candidates: Iterable[tuple[str, Limits]],
+                      scopes: tuple[Scope, ...] = ()) -> tuple[Reservation | None, float]:
         listed = list(candidates)
         if not listed:
             return None, float("inf")
         try:
-            return await self._shared(model, tokens, listed)
+            return await self._shared(model, tokens, listed, scopes)
         except Down:
-            return await self._local(model, tokens, listed)
+            return await self._local(model, tokens, listed, scopes)
 
-    async def _shared(self, model: str, tokens: int,
-                      listed: list[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+    def scope_keys(self, scope: Scope) -> list[str]:
+        """A scope's windows: the same keys as the key counters' (state/redis/counters.py)."""
+        return [self.link.key("k", scope.name, "rpm"), self.link.key("k", scope.name, "tpm")]
+
+    async def _shared(self, model: str, tokens: int, listed: list[tuple[str, Limits]],
+                      scopes: tuple[Scope, ...]) -> tuple[Reservation | None, float]:
         keys: list[str] = []
         args: list[int] = [tokens, self.span_ms, self.width_ms, self.day_span_ms,
-                           0 if self.day_span_ms else _ms_left_in_pacific_day(), len(listed)]
+                           0 if self.day_span_ms else _ms_left_in_pacific_day(), len(listed),
+                           len(scopes), SCOPE_SPAN_MS, SCOPE_WIDTH_MS]
         for project, limits in listed:
             keys += self._keys(project, model)
             args += [limits.rpm or 0, limits.tpm or 0, limits.rpd or 0]
+        for scope in scopes:
+            keys += self.scope_keys(scope)
+            args += [scope.rpm or 0, scope.tpm or 0]
         found = await self.link.call(self._script(keys=keys, args=args))
         index, *rest = (int(v) for v in found)
+        if index == -2:
+            raise ScopeFull(scopes[0], rest[0] / 1000)
         if index < 0:
             return None, rest[0] / 1000
         project, limits = listed[index]
-        bucket, day_bucket = rest
+        bucket, day_bucket, scope_bucket = rest
         project_keys = keys[index * 3: index * 3 + 3]
         changes = []  # (key, bucket or '', amount counted): what a cancel gives back
         if limits.rpm:
@@ -105,13 +122,20 @@ class RedisRateState:
             changes.append((project_keys[1], str(bucket), tokens))
         if limits.rpd:
             changes.append((project_keys[2], str(day_bucket) if self.day_span_ms else "", 1))
+        for scope in scopes:
+            requests, counted = self.scope_keys(scope)
+            if scope.rpm:
+                changes.append((requests, str(scope_bucket), 1))
+            if scope.tpm:
+                changes.append((counted, str(scope_bucket), tokens))
         return Reservation(project, model, tokens, [_SHARED, changes]), 0.0
 
-    async def _local(self, model: str, tokens: int,
-                     listed: list[tuple[str, Limits]]) -> tuple[Reservation | None, float]:
+    async def _local(self, model: str, tokens: int, listed: list[tuple[str, Limits]],
+                     scopes: tuple[Scope, ...]) -> tuple[Reservation | None, float]:
         replicas = self.link.config.replicas
         reservation, wait = await self.local.reserve(
-            model, tokens, ((p, _divided(limits, replicas)) for p, limits in listed))
+            model, tokens, ((p, _divided(limits, replicas)) for p, limits in listed),
+            tuple(_divided_scope(scope, replicas) for scope in scopes))
         if reservation is not None:
             counts = self._local_counts.setdefault((reservation.project, model), [0, 0])
             counts[0] += 1

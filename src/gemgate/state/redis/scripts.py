@@ -46,19 +46,38 @@ local function count(key, bucket, amount, span, width)
 end
 """
 
-# KEYS: three per candidate (requests/minute, tokens/minute, requests/day).
+# KEYS: three per candidate (requests/minute, tokens/minute, requests/day), then two per scope
+#       (a virtual key's own requests/minute and tokens/minute).
 # ARGV: tokens, span ms, bucket width ms, day span ms (0: a calendar-day counter), ms left in
-#       the day, number of candidates, then rpm, tpm, rpd per candidate (0: no limit).
-# Returns {index (0-based), minute bucket, day bucket} for the first candidate with room in
-# every window, or {-1, ms until the soonest room}.
+#       the day, number of candidates, number of scopes, a scope window's span ms and bucket
+#       width ms, then rpm, tpm, rpd per candidate and rpm, tpm per scope (0: no limit).
+# Every scope must have room, and one candidate: then all are counted together. Returns
+# {index (0-based), minute bucket, day bucket, scope bucket} for the first candidate with room
+# in every window; {-1, ms until the soonest room} when none has; {-2, ms} when a scope is full
+# (the key is over its own limit: refused at once, not queued).
 RESERVE = _WINDOWS + """
 local tokens, span, width = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local day_span, day_left, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+-- Scopes: ss/sw their window's span and bucket width; a scope's limits start at ARGV[sa],
+-- its two windows at KEYS[sk].
+local scopes, ss, sw = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local sa, sk = 10 + n * 3, 1 + n * 3
+local scope_wait = 0
+for s = 0, scopes - 1 do
+  local rpm, tpm = tonumber(ARGV[sa + s * 2]), tonumber(ARGV[sa + s * 2 + 1])
+  if rpm > 0 then
+    scope_wait = math.max(scope_wait, wait_for(KEYS[sk + s * 2], 1, rpm, ss, sw))
+  end
+  if tpm > 0 then
+    scope_wait = math.max(scope_wait, wait_for(KEYS[sk + s * 2 + 1], tokens, tpm, ss, sw))
+  end
+end
+if scope_wait > 0 then return {-2, scope_wait} end
 local day_width = day_span / 60
 local soonest = -1
 for c = 0, n - 1 do
-  local rpm, tpm, rpd = tonumber(ARGV[7 + c * 3]), tonumber(ARGV[8 + c * 3]),
-                        tonumber(ARGV[9 + c * 3])
+  local rpm, tpm, rpd = tonumber(ARGV[10 + c * 3]), tonumber(ARGV[11 + c * 3]),
+                        tonumber(ARGV[12 + c * 3])
   local k_rpm, k_tpm, k_rpd = KEYS[1 + c * 3], KEYS[2 + c * 3], KEYS[3 + c * 3]
   local wait = 0
   if rpm > 0 then wait = math.max(wait, wait_for(k_rpm, 1, rpm, span, width)) end
@@ -84,7 +103,16 @@ for c = 0, n - 1 do
         redis.call('PEXPIRE', k_rpd, day_left + 3600000)
       end
     end
-    return {c, bucket, day_bucket}
+    local scope_bucket = now - now % sw
+    for s = 0, scopes - 1 do
+      if tonumber(ARGV[sa + s * 2]) > 0 then
+        count(KEYS[sk + s * 2], scope_bucket, 1, ss, sw)
+      end
+      if tonumber(ARGV[sa + s * 2 + 1]) > 0 then
+        count(KEYS[sk + s * 2 + 1], scope_bucket, tokens, ss, sw)
+      end
+    end
+    return {c, bucket, day_bucket, scope_bucket}
   end
   if soonest < 0 or wait < soonest then soonest = wait end
 end
