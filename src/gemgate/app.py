@@ -15,6 +15,7 @@ from gemgate.access.counters import KeyCounters
 from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.backends import Backends
+from gemgate.cache.stage import ResponseCache
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
 from gemgate.core.events import Events, Finished, PoolChanged, ProviderRested, Shared
@@ -138,7 +139,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     shared_windows = scheduler is not None and isinstance(scheduler.state, RedisRateState)
     rights = Rights(counters, budgets.zone, meter.prices, meter.outputs,
                     lambda call: shared_windows and call.action in QUOTA_ACTIONS)
-    flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s)
+    cache = None
+    if settings.cache.mode != "off":
+        cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices)
+    flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)

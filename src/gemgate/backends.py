@@ -15,6 +15,7 @@ from typing import Any
 from gemgate.access.budgets import Budgets
 from gemgate.access.counters import KeyCounters, MemoryCounters
 from gemgate.access.rates import KeyRates
+from gemgate.cache.store import CacheStore, MemoryCache, RedisCache
 from gemgate.config import Settings
 from gemgate.state import RateState
 from gemgate.state.health import HealthState, LocalHealth
@@ -69,6 +70,12 @@ class Backends:
         if self.link is not None:
             return RedisRateState(self.link, minute_s, margin_s, day_s, clock)
         return MemoryRateState(minute_s, margin_s, day_s, clock)
+
+    def cache_store(self, clock: Callable[[], float]) -> CacheStore:
+        """The response cache's entries: shared through Redis when the state is."""
+        if self.link is not None:
+            return RedisCache(self.link, self.settings.cache.max_bytes)
+        return MemoryCache(self.settings.cache.max_bytes, clock)
 
     def counters(self, rates: KeyRates, budgets: Budgets) -> KeyCounters:
         if self.link is not None:

@@ -13,6 +13,7 @@ from gemgate.config.settings import (
     GOOGLE_URL,
     AutoConfig,
     BudgetConfig,
+    CacheConfig,
     CorsConfig,
     LedgerConfig,
     LimitsConfig,
@@ -25,6 +26,7 @@ from gemgate.config.settings import (
     RemoteImagesConfig,
     RetryConfig,
     SchedulingConfig,
+    SemanticCacheConfig,
     ServerConfig,
     Settings,
     StateConfig,
@@ -34,10 +36,10 @@ from gemgate.config.settings import (
 )
 
 __all__ = [
-    "DEFAULT_FILE", "GOOGLE_URL", "AutoConfig", "BudgetConfig", "ConfigError", "CorsConfig",
-    "LedgerConfig", "LimitsConfig", "OpenAIConfig", "OutlierConfig", "PriceConfig",
+    "DEFAULT_FILE", "GOOGLE_URL", "AutoConfig", "BudgetConfig", "CacheConfig", "ConfigError",
+    "CorsConfig", "LedgerConfig", "LimitsConfig", "OpenAIConfig", "OutlierConfig", "PriceConfig",
     "Priority", "ProjectConfig", "ProviderConfig", "RemoteImagesConfig", "RetryConfig",
-    "SchedulingConfig", "ServerConfig", "Settings", "StateConfig", "StoreConfig",
-    "TenantConfig", "Tier", "check_proxy",
-    "clean_key", "load_settings", "projects_from_env", "proxy_options", "tenants_from_env",
+    "SchedulingConfig", "SemanticCacheConfig", "ServerConfig", "Settings", "StateConfig",
+    "StoreConfig", "TenantConfig", "Tier", "check_proxy", "clean_key", "load_settings",
+    "projects_from_env", "proxy_options", "tenants_from_env",
 ]

@@ -63,6 +63,9 @@ class TenantConfig(_Strict):
     priority: Priority = "normal"  # when the request names none (x-gemgate-priority)
     weight: float = Field(default=1.0, gt=0)  # share of contended quota against other tenants
     fallback: bool = True  # may be answered by a fallback model
+    cache: bool = True  # may be answered from (and fill) the response cache
+    semantic_cache: bool = False  # may be answered from a similar request's entry
+    cache_ttl_s: float | None = Field(default=None, gt=0)  # instead of cache.ttl_s
 
     @field_validator("token")
     @classmethod
@@ -109,6 +112,30 @@ class LedgerConfig(_Strict):
     commit_timeout_s: float = Field(default=5.0, gt=0)
     price_free_tier: bool = False  # count free-tier requests at paid prices (showback)
     key_refresh_s: float = Field(default=1.0, gt=0)  # how soon CLI key changes are seen
+
+
+class SemanticCacheConfig(_Strict):
+    """A stored answer for a request whose last user turn means the same (opt-in)."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.95, gt=0, le=1)  # cosine similarity of the embeddings
+    model: str = "text-embedding-004"  # Gemini's own, through gemgate's own pool
+    dimensions: int = Field(default=256, ge=8, le=3072)  # outputDimensionality: small is enough
+    max_entries: int = Field(default=10_000, ge=1)  # per scope, oldest first out
+    with_tools: bool = False  # requests with tools or attachments never match unless set
+
+
+class CacheConfig(_Strict):
+    """The response cache: exact (the same request answered again), and optionally semantic."""
+
+    # off; deterministic: only answers meant to repeat (temperature 0, or a seed); all
+    mode: Literal["off", "deterministic", "all"] = "deterministic"
+    scope: Literal["tenant", "global"] = "tenant"  # global: tenants share entries
+    ttl_s: float = Field(default=3600.0, gt=0)
+    ttl_by_model: dict[str, float] = Field(default_factory=dict)  # model id → seconds
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)  # the memory backend's bound
+    max_entry_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # larger answers: not kept
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
 class StateConfig(_Strict):
@@ -301,6 +328,7 @@ class Settings(_Strict):
     auto: AutoConfig = Field(default_factory=AutoConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)

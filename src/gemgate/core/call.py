@@ -22,6 +22,9 @@ class Tenant:
     weight: float = 1.0
     fallback: bool = True
     key: VirtualKey | None = None
+    cache: bool = True  # may use the response cache
+    semantic_cache: bool = False  # may be answered from a similar request's entry
+    cache_ttl_s: float | None = None  # instead of the configured default
 
     @property
     def id(self) -> str:
@@ -75,6 +78,13 @@ class Call:
     key_tokens: Any = None  # the counters' handle: where the key's TPM counted the estimate
     budget_hold: Any = None  # the counters' hold on the key's budgets (the estimated cost)
     key_scope: Any = None  # the key's own windows, left to admission (state.Scope)
+    asked_cache: str = ""  # x-gemgate-cache, as the client sent it
+    cache_control: str = ""  # Cache-Control, as the client sent it
+    cache_plan: Any = None  # what the response cache does with this call (cache.policy.Plan)
+    cache: str | None = None  # HIT, SEMANTIC-HIT, MISS, REFRESH or BYPASS (a cacheable call)
+    cache_age_s: float = 0.0  # a hit's entry's age
+    cache_similarity: float | None = None  # a semantic hit's
+    cache_saved_usd: float = 0.0  # what a hit would have cost upstream
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
 

@@ -44,7 +44,8 @@ from .replies import gateway_error, google_error_of, retry_after
 
 GOOGLE_PATH = "/v1beta/openai"
 # The only client headers an OpenAI request hands on: gemgate's own, and its deadline.
-_GATEWAY_HEADERS = ("X-Server-Timeout", "x-gemgate-priority", "x-gemgate-fallback")
+_GATEWAY_HEADERS = ("X-Server-Timeout", "x-gemgate-priority", "x-gemgate-fallback",
+                    "x-gemgate-cache", "Cache-Control")
 Shape = TypeVar("Shape", bound=BaseModel)
 _JSON = "application/json"
 

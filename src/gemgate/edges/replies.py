@@ -97,6 +97,12 @@ def answer_headers(call: Call, answer: Answer) -> CIMultiDict[str]:
         headers["x-gemgate-model"] = call.model
     if call.route_reason:
         headers["x-gemgate-route"] = call.route_reason
+    if call.cache is not None:
+        headers["x-gemgate-cache"] = call.cache
+        if call.cache in ("HIT", "SEMANTIC-HIT"):
+            headers["Age"] = str(int(call.cache_age_s))
+        if call.cache_similarity is not None:
+            headers["x-gemgate-cache-similarity"] = f"{call.cache_similarity:.4f}"
     return headers
 
 

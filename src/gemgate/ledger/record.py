@@ -36,6 +36,12 @@ class Record:
     attempt_log: str | None  # "project/status/ms" per upstream attempt, `;`-separated
     priority: str | None
     client_ip: str | None
+    cache: str | None = None  # HIT, SEMANTIC-HIT, MISS, REFRESH, BYPASS; None: not cacheable
+    saved_usd: float = 0.0  # a cache hit: what the answer cost when it was made upstream
+
+    @property
+    def hit(self) -> bool:
+        return self.cache in ("HIT", "SEMANTIC-HIT")
 
     @property
     def failed(self) -> bool:

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 GroupBy = Literal["tenant", "key", "model", "project", "provider", "day"]
 GROUPS: tuple[str, ...] = ("tenant", "key", "model", "project", "provider", "day")
-MEASURES = ("requests", "errors", "prompt_tokens", "candidates_tokens", "thoughts_tokens",
-            "cached_tokens", "total_tokens", "cost_usd")
+MEASURES = ("requests", "errors", "cache_hits", "prompt_tokens", "candidates_tokens",
+            "thoughts_tokens", "cached_tokens", "total_tokens", "saved_usd", "cost_usd")
 
 # The column each grouping reads, in the rollup and in the request rows.
 class ReportError(ValueError):
@@ -83,7 +83,8 @@ def to_table(report: Report) -> str:
     columns = _columns(report)
     headings = {"prompt_tokens": "prompt", "candidates_tokens": "output",
                 "thoughts_tokens": "thinking", "cached_tokens": "cached",
-                "total_tokens": "total", "cost_usd": "cost (USD)"}
+                "total_tokens": "total", "cache_hits": "cache hits",
+                "saved_usd": "saved (USD)", "cost_usd": "cost (USD)"}
     lines = [[headings.get(c, c) for c in columns]]
     for row in [*report.rows, {columns[0]: "TOTAL", **report.totals}]:
         lines.append([_cell(row.get(c, "")) for c in columns])

@@ -32,8 +32,10 @@ def _digest(token: str) -> bytes:
 class Authenticator:
     def __init__(self, tenants: list[TenantConfig], book: KeyBook,
                  open_when_empty: bool) -> None:
-        self._by_digest = {_digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback)
-                           for t in tenants}
+        self._by_digest = {
+            _digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback, None, t.cache,
+                                     t.semantic_cache, t.cache_ttl_s)
+            for t in tenants}
         self.book = book
         # Loopback development with no tokens and no virtual keys: anyone local may call.
         self._open_when_empty = open_when_empty and not tenants

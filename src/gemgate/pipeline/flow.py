@@ -1,6 +1,6 @@
 """The pipeline: one request, one way, through an ordered list of named stages.
 
-    auth → read → decode → route → rights → owners → relay
+    auth → read → decode → route → rights → owners → cache → relay
 
 Each stage takes the Call and either passes it on or refuses it. `decode` is the surface's own
 (Gemini's path and JSON checks, an OpenAI body checked and translated to Gemini's, an upload
@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from gemgate.cache.stage import ResponseCache
 from gemgate.core.answer import Answer
 from gemgate.core.call import Call
 from gemgate.core.events import Events, Finished, StageEntered
@@ -36,7 +37,7 @@ from gemgate.upstream.affinity import ResourceOwners, collection, single
 from gemgate.upstream.client import forwardable
 
 Decoder = Callable[[Call], Awaitable[Refusal | None]]
-STAGES = ("auth", "read", "decode", "route", "rights", "owners", "relay")
+STAGES = ("auth", "read", "decode", "route", "rights", "owners", "cache", "relay")
 _ENTERED = {stage: StageEntered(stage) for stage in STAGES}  # made once: they never change
 
 
@@ -61,10 +62,12 @@ def _deadline_s(asked: str | None, default: float) -> float:
 
 class Pipeline:
     def __init__(self, auth: Authenticator, router: Router, rights: Rights, relay: Relay,
-                 owners: ResourceOwners, events: Events, deadline_s: float) -> None:
+                 owners: ResourceOwners, events: Events, deadline_s: float,
+                 cache: ResponseCache | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
         self.deadline_s = deadline_s
+        self.cache = cache
 
     def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
         headers = inbound.headers
@@ -77,6 +80,8 @@ class Pipeline:
         call.client_ip = inbound.client_ip
         call.asked_priority = headers.get("x-gemgate-priority")
         call.asked_fallback = headers.get("x-gemgate-fallback", "")
+        call.asked_cache = headers.get("x-gemgate-cache", "")
+        call.cache_control = headers.get("Cache-Control", "")
         return call
 
     # ---- the way in ---------------------------------------------------------------------
@@ -88,12 +93,30 @@ class Pipeline:
         if refused is not None:
             await self.events.finished(call, Finished(refused.status, refused.problem, None))
             return Outcome(refusal=refused)
+        self._entered(call, "cache")
+        cached = await self.cache.lookup(call) if self.cache is not None else None
+        if cached is not None:
+            return await self._outcome(call, cached)
         self._entered(call, "relay")
-        answer = await self._forward(call)
+        try:
+            answer = await self._forward(call)
+        except BaseException:
+            if self.cache is not None:  # identical calls waiting on this one go on alone
+                await self.cache.keep_stream(call, None, None)
+            raise
+        if self.cache is not None and call.cache_plan is not None and answer.stream is None:
+            await self.cache.keep_whole(call, answer)
+        return await self._outcome(call, answer)
+
+    async def _outcome(self, call: Call, answer: Answer) -> Outcome:
+        """The way back: a stream handed out in its run, a whole answer recorded."""
         if answer.stream is not None:
+            keep = self.cache.keep_stream if self.cache is not None and \
+                call.cache_plan is not None and call.cache in ("MISS", "REFRESH") else None
+            limit = self.cache.config.max_entry_bytes if self.cache is not None else 0
             return Outcome(answer=answer, stream=StreamRun(call, answer,
                                                            self.relay.finish_stream,
-                                                           self.events))
+                                                           self.events, keep, limit))
         ok = 200 <= answer.status < 300
         await self.events.finished(call, Finished(answer.status, None if ok else answer.problem,
                                                   answer.usage if ok else None))

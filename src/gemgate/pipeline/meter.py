@@ -50,11 +50,12 @@ class Meter:
         provider = (last.provider if last else None) or GEMINI
         project = last.project if last and last.provider is None else None
         cost = 0.0
-        if (tokens.total or tokens.prompt) and (provider != GEMINI or
-                                                project not in self.unbilled_projects):
+        hit = call.cache in ("HIT", "SEMANTIC-HIT")  # answered from the cache: no upstream
+        if not hit and (tokens.total or tokens.prompt) and (
+                provider != GEMINI or project not in self.unbilled_projects):
             cost = self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
         key = call.tenant.key
-        if tokens.candidates or tokens.thoughts:
+        if (tokens.candidates or tokens.thoughts) and not hit:
             self.outputs.observe(call.model, tokens.candidates + tokens.thoughts)
         if key is not None:
             if call.budget_hold is not None or cost > 0:
@@ -75,7 +76,8 @@ class Meter:
             status=status, problem=problem, **Record.with_tokens(tokens), cost_usd=cost,
             latency_ms=round(elapsed_ms, 2), stream=call.stream, cancelled=cancelled,
             attempts=len(call.attempts), attempt_log=_attempt_log(call),
-            priority=call.priority, client_ip=call.client_ip)
+            priority=call.priority, client_ip=call.client_ip, cache=call.cache,
+            saved_usd=call.cache_saved_usd if hit else 0.0)
         return self.ledger.add(record, wait=not cancelled)
 
     async def commit(self, call: Call, status: int, problem: ProblemId | None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 from gemgate.core.answer import Answer
 from gemgate.core.call import Call
@@ -22,6 +23,7 @@ from gemgate.upstream.client import NETWORK_ERRORS
 from gemgate.usage import find_usage
 
 _TAIL = 8192  # bytes kept from the end: the usage and any error event are there
+Keep = Callable[[Call, bytes | None, dict[str, Any] | None], Awaitable[None]]
 _BACKGROUND: set[asyncio.Future[None]] = set()  # abandoned streams' endings in flight
 
 
@@ -39,10 +41,14 @@ def error_event(tail: bytes) -> tuple[int, Verdict] | None:
 class StreamRun:
     def __init__(self, call: Call, answer: Answer,
                  end: Callable[[Answer, Verdict, bytes], Awaitable[None]],
-                 events: Events) -> None:
+                 events: Events, keep: Keep | None = None, keep_limit: int = 0) -> None:
         assert answer.stream is not None
         self.call, self.answer = call, answer
         self._end, self._events = end, events
+        # The response cache's: the whole stream, once it ended well (None: it did not).
+        self._keep = keep
+        self._kept: list[bytes] | None = [answer.first_chunk] if keep is not None else None
+        self._kept_bytes, self._keep_limit = len(answer.first_chunk), keep_limit
         self.verdict: Verdict = OK
         self.tail = answer.first_chunk
         self.broken = False  # the upstream failed mid-stream
@@ -65,6 +71,12 @@ class StreamRun:
             if not chunk:
                 return
             self.tail = (self.tail + chunk)[-_TAIL:]
+            if self._kept is not None:
+                self._kept_bytes += len(chunk)
+                if self._kept_bytes > self._keep_limit:
+                    self._kept = None  # too big to keep
+                else:
+                    self._kept.append(chunk)
             yield chunk
 
     def failed(self, status: int, verdict: Verdict) -> None:
@@ -96,6 +108,10 @@ class StreamRun:
             stream.release()
         self.answer.usage = find_usage(self.tail)
         await self._end(self.answer, self.verdict, self.tail)
+        if self._keep is not None:
+            whole = status == 200 and self._kept is not None
+            await self._keep(self.call, b"".join(self._kept or ()) if whole else None,
+                             self.answer.usage)
         self._over = True
         await self._events.finished(self.call, Finished(status, self.verdict.problem,
                                                         self.answer.usage))
@@ -108,9 +124,12 @@ class StreamRun:
         self.answer.usage = find_usage(self.tail)  # what the client was sent
         # Not awaited: the handler may be being cancelled. The key and quota go back at once
         # with the memory state; a networked state finishes in the background.
-        ending = asyncio.ensure_future(self._end(self.answer, self.verdict, self.tail))
-        _BACKGROUND.add(ending)
-        ending.add_done_callback(_BACKGROUND.discard)
+        endings = [self._end(self.answer, self.verdict, self.tail)]
+        if self._keep is not None:  # cut short: nothing kept; calls waiting on it go on
+            endings.append(self._keep(self.call, None, None))
+        for ending in map(asyncio.ensure_future, endings):
+            _BACKGROUND.add(ending)
+            ending.add_done_callback(_BACKGROUND.discard)
         self._over = True
         self._events.abandoned(self.call, Finished(499, self.verdict.problem,
                                                    self.answer.usage, cancelled=True))

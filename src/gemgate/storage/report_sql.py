@@ -31,6 +31,7 @@ _ROLLUP_SUMS = ", ".join(f"SUM({m})" for m in MEASURES)
 class Dialect:
     day: str  # a request row's rollup bucket, from its `ts`
     errors: str  # the number of failed (not cancelled) requests among a group's rows
+    hits: str = "SUM(cache IN ('HIT', 'SEMANTIC-HIT'))"  # answered from the response cache
     schema: str = ""  # "name." in front of table names (PostgreSQL), or ""
 
     def raw_column(self, by: str) -> str:
@@ -47,6 +48,7 @@ SQLITE = Dialect(day=f"CAST(ts / {ROLLUP_BUCKET_S} AS INTEGER) * {ROLLUP_BUCKET_
 def postgres(schema: str) -> Dialect:
     return Dialect(day=f"(floor(ts / {ROLLUP_BUCKET_S}) * {ROLLUP_BUCKET_S})::int8",
                    errors="count(*) FILTER (WHERE status >= 400 AND NOT cancelled)",
+                   hits="count(*) FILTER (WHERE cache IN ('HIT', 'SEMANTIC-HIT'))",
                    schema=f"{schema}.")
 
 
@@ -77,8 +79,9 @@ def plan(dialect: Dialect, by: str, since: float, until: float | None = None,
             raw_where += f" AND {dialect.raw_column(name)} = ?"
             args.append(value)
     s = dialect.schema
-    raw_sums = (f"COUNT(*), {dialect.errors}, SUM(prompt_tokens), SUM(candidates_tokens), "
-                "SUM(thoughts_tokens), SUM(cached_tokens), SUM(total_tokens), SUM(cost_usd)")
+    raw_sums = (f"COUNT(*), {dialect.errors}, {dialect.hits}, SUM(prompt_tokens), "
+                "SUM(candidates_tokens), SUM(thoughts_tokens), SUM(cached_tokens), "
+                "SUM(total_tokens), SUM(saved_usd), SUM(cost_usd)")
     queries: list[tuple[str, list[Any]]] = []
     first = math.ceil(since / ROLLUP_BUCKET_S) * ROLLUP_BUCKET_S  # whole buckets: [first, last)
     last = math.floor(until / ROLLUP_BUCKET_S) * ROLLUP_BUCKET_S
@@ -130,6 +133,5 @@ def _by_local_day(sums: dict[Any, list[float]], zone: ZoneInfo) -> dict[Any, lis
 
 
 def _measures(values: list[float]) -> dict[str, Any]:
-    row: dict[str, Any] = {m: int(v) for m, v in zip(MEASURES[:-1], values, strict=False)}
-    row["cost_usd"] = round(float(values[-1]), 9)
-    return row
+    return {m: round(float(v), 9) if m.endswith("_usd") else int(v)
+            for m, v in zip(MEASURES, values, strict=True)}

@@ -34,7 +34,8 @@ log = logging.getLogger("gemgate.ledger")
 _TYPES = {"ts": "float8", "status": "int4", "prompt_tokens": "int8",
           "candidates_tokens": "int8", "thoughts_tokens": "int8", "cached_tokens": "int8",
           "tool_tokens": "int8", "total_tokens": "int8", "cost_usd": "float8",
-          "latency_ms": "float8", "stream": "bool", "cancelled": "bool", "attempts": "int4"}
+          "latency_ms": "float8", "stream": "bool", "cancelled": "bool", "attempts": "int4",
+          "saved_usd": "float8"}
 _REPLAY_EVERY_S = 1.0
 _PRUNE_EVERY_S = 3600.0
 # What "PostgreSQL is away" looks like: no connection, a lost one, or a server shutting down.
@@ -52,16 +53,21 @@ def _insert(schema: str) -> str:
         ON CONFLICT DO NOTHING
         RETURNING *
     )
-    INSERT INTO {schema}.usage_rollup AS r
+    INSERT INTO {schema}.usage_rollup AS r (bucket, tenant, vkey_id, provider, project, model,
+        requests, errors, prompt_tokens, candidates_tokens, thoughts_tokens, cached_tokens,
+        total_tokens, cost_usd, cache_hits, saved_usd)
     SELECT (floor(ts / {ROLLUP_BUCKET_S}) * {ROLLUP_BUCKET_S})::int8, tenant,
            coalesce(vkey_id, ''), provider, coalesce(project, ''),
            coalesce(model_used, model_asked, ''), count(*),
            count(*) FILTER (WHERE status >= 400 AND NOT cancelled), sum(prompt_tokens),
            sum(candidates_tokens), sum(thoughts_tokens), sum(cached_tokens), sum(total_tokens),
-           sum(cost_usd)
+           sum(cost_usd), count(*) FILTER (WHERE cache IN ('HIT', 'SEMANTIC-HIT')),
+           sum(saved_usd)
     FROM fresh GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (bucket, tenant, vkey_id, provider, project, model) DO UPDATE SET
         requests = r.requests + excluded.requests, errors = r.errors + excluded.errors,
+        cache_hits = r.cache_hits + excluded.cache_hits,
+        saved_usd = r.saved_usd + excluded.saved_usd,
         prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
         candidates_tokens = r.candidates_tokens + excluded.candidates_tokens,
         thoughts_tokens = r.thoughts_tokens + excluded.thoughts_tokens,

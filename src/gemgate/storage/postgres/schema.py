@@ -98,6 +98,13 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 2: the response cache: which requests it answered, and what that saved.
+    """
+    ALTER TABLE requests ADD COLUMN cache TEXT;
+    ALTER TABLE requests ADD COLUMN saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
+    ALTER TABLE usage_rollup ADD COLUMN cache_hits BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE usage_rollup ADD COLUMN saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
 ]
 
 

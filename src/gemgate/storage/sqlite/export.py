@@ -17,7 +17,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "resources": ("name", "tenant", "project", "created_at"),
     "usage_rollup": ("bucket", "tenant", "vkey_id", "provider", "project", "model", "requests",
                      "errors", "prompt_tokens", "candidates_tokens", "thoughts_tokens",
-                     "cached_tokens", "total_tokens", "cost_usd"),
+                     "cached_tokens", "total_tokens", "cost_usd", "cache_hits", "saved_usd"),
     "requests": COLUMNS,
 }
 _BOOLEANS = {"stream", "cancelled"}

@@ -38,10 +38,12 @@ _RETRY_PAUSE_S = (0.05, 0.2, 1.0, 5.0)
 
 _ROLLUP_UPSERT = """
 INSERT INTO usage_rollup (bucket, tenant, vkey_id, provider, project, model, requests, errors,
-    prompt_tokens, candidates_tokens, thoughts_tokens, cached_tokens, total_tokens, cost_usd)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    cache_hits, prompt_tokens, candidates_tokens, thoughts_tokens, cached_tokens, total_tokens,
+    saved_usd, cost_usd)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (bucket, tenant, vkey_id, provider, project, model) DO UPDATE SET
     requests = requests + excluded.requests, errors = errors + excluded.errors,
+    cache_hits = cache_hits + excluded.cache_hits, saved_usd = saved_usd + excluded.saved_usd,
     prompt_tokens = prompt_tokens + excluded.prompt_tokens,
     candidates_tokens = candidates_tokens + excluded.candidates_tokens,
     thoughts_tokens = thoughts_tokens + excluded.thoughts_tokens,
@@ -64,16 +66,19 @@ def rollup_key(record: Record) -> RollupKey:
 def _rollup_rows(records: list[Record]) -> list[tuple[object, ...]]:
     sums: dict[RollupKey, list[float]] = {}
     for r in records:
-        row = sums.setdefault(rollup_key(r), [0, 0, 0, 0, 0, 0, 0, 0.0])
+        row = sums.setdefault(rollup_key(r), [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0])
         row[0] += 1
         row[1] += r.failed
-        row[2] += r.prompt_tokens
-        row[3] += r.candidates_tokens
-        row[4] += r.thoughts_tokens
-        row[5] += r.cached_tokens
-        row[6] += r.total_tokens
-        row[7] += r.cost_usd
-    return [(*key, *(int(v) for v in values[:7]), values[7]) for key, values in sums.items()]
+        row[2] += r.hit
+        row[3] += r.prompt_tokens
+        row[4] += r.candidates_tokens
+        row[5] += r.thoughts_tokens
+        row[6] += r.cached_tokens
+        row[7] += r.total_tokens
+        row[8] += r.saved_usd
+        row[9] += r.cost_usd
+    return [(*key, *(int(v) for v in values[:8]), values[8], values[9])
+            for key, values in sums.items()]
 
 
 def write_batch(connection: sqlite3.Connection, records: list[Record]) -> int:

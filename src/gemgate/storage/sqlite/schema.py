@@ -96,6 +96,13 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 3: the response cache: which requests it answered, and what that saved.
+    """
+    ALTER TABLE requests ADD COLUMN cache TEXT;
+    ALTER TABLE requests ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE usage_rollup ADD COLUMN cache_hits INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE usage_rollup ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0;
+    """,
 ]
 
 
