@@ -40,7 +40,7 @@ from gemgate.upstream.providers import Providers
 
 from .gemini import GeminiEdge
 from .openai_stream import write_chat_stream
-from .replies import gateway_error, google_error_of, retry_after
+from .replies import gateway_error, gateway_headers, google_error_of, retry_after
 
 GOOGLE_PATH = "/v1beta/openai"
 # The only client headers an OpenAI request hands on: gemgate's own, and its deadline.
@@ -238,12 +238,7 @@ class OpenAIEdge:
         return answer
 
     def _headers(self, call: Call) -> dict[str, str]:
-        headers = {"x-gemgate-request-id": call.request_id}
-        if call.model:
-            headers["x-gemgate-model"] = call.model
-        if call.route_reason:
-            headers["x-gemgate-route"] = call.route_reason
-        return headers
+        return gateway_headers(call)
 
     def _json(self, call: Call, status: int, payload: dict[str, Any],
               extra: dict[str, str] | None = None) -> web.Response:

@@ -89,10 +89,9 @@ def retry_after(seconds: float) -> str:
     return str(max(1, int(seconds + 0.999)))
 
 
-def answer_headers(call: Call, answer: Answer) -> CIMultiDict[str]:
-    """Upstream's headers, plus which request this was and which model answered, and why."""
-    headers = CIMultiDict(answer.headers)
-    headers["x-gemgate-request-id"] = call.request_id
+def gateway_headers(call: Call) -> dict[str, str]:
+    """What gemgate says of every answer: which request, which model and why, the cache."""
+    headers = {"x-gemgate-request-id": call.request_id}
     if call.model:
         headers["x-gemgate-model"] = call.model
     if call.route_reason:
@@ -103,6 +102,13 @@ def answer_headers(call: Call, answer: Answer) -> CIMultiDict[str]:
             headers["Age"] = str(int(call.cache_age_s))
         if call.cache_similarity is not None:
             headers["x-gemgate-cache-similarity"] = f"{call.cache_similarity:.4f}"
+    return headers
+
+
+def answer_headers(call: Call, answer: Answer) -> CIMultiDict[str]:
+    """Upstream's headers, plus gemgate's own (gateway_headers)."""
+    headers = CIMultiDict(answer.headers)
+    headers.update(gateway_headers(call))
     return headers
 
 
