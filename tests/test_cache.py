@@ -225,3 +225,52 @@ def test_memory_entries_expire_and_the_least_recent_go_first() -> None:
         assert await cache.purge(scope="tenant:a") == 2 and cache.bytes == 0
 
     asyncio.run(run())
+
+
+SEMANTIC = {"semantic": {"enabled": True, "threshold": 0.85, "dimensions": 256}}
+SEMANTIC_TENANTS = [{"name": "team", "token": TOKEN, "semantic_cache": True},
+                    {"name": "other", "token": OTHER, "semantic_cache": True}]
+
+
+def test_a_paraphrase_is_a_semantic_hit_and_an_unrelated_prompt_a_miss() -> None:
+    with run_simulator() as sim, run_gateway(sim.url, tenants=SEMANTIC_TENANTS,
+                                             cache=SEMANTIC) as gateway:
+        first = _post(gateway.url, GENERATE, _body("What is the capital of France?"))
+        assert first.headers["x-gemgate-cache"] == "MISS"
+        calls = sim.stats()["by_model"]
+        paraphrase = _post(gateway.url, GENERATE, _body("What is the capital city of France?"))
+        assert paraphrase.headers["x-gemgate-cache"] == "SEMANTIC-HIT"
+        assert float(paraphrase.headers["x-gemgate-cache-similarity"]) >= 0.85
+        assert paraphrase.content == first.content
+        assert sim.stats()["by_model"].get(FLASH) == calls.get(FLASH)  # no generate upstream
+        unrelated = _post(gateway.url, GENERATE, _body("How do I bake sourdough bread?"))
+        assert unrelated.headers["x-gemgate-cache"] == "MISS"
+        # Anything else different is another context: no match, however close the question.
+        other_system = {**_body("What is the capital city of France?"),
+                        "systemInstruction": {"parts": [{"text": "Answer in French."}]}}
+        assert _post(gateway.url, GENERATE, other_system).headers["x-gemgate-cache"] == "MISS"
+        # Never across tenants, semantic or exact.
+        crossed = _post(gateway.url, GENERATE, _body("What is the capital city of France?"),
+                        OTHER)
+        assert crossed.headers["x-gemgate-cache"] == "MISS"
+        # The embeddings are the gateway's own calls, metered under the internal tenant.
+        tenants = gateway.admin("GET", "/admin/usage?by=tenant&since=1d").json()["rows"]
+        assert any(r["tenant"] == "gemgate-cache" and r["requests"] >= 4 for r in tenants)
+        hit = gateway.ledger("request_id = ?", (paraphrase.headers["x-gemgate-request-id"],))
+        assert hit[0]["cache"] == "SEMANTIC-HIT" and hit[0]["cost_usd"] == 0
+
+
+def test_semantic_matching_is_opt_in_per_tenant_and_skips_tools() -> None:
+    with run_simulator() as sim, run_gateway(sim.url, tenants=TENANTS,
+                                             cache=SEMANTIC) as gateway:
+        _post(gateway.url, GENERATE, _body("What is the capital of France?"))
+        near = _post(gateway.url, GENERATE, _body("What is the capital city of France?"))
+        assert near.headers["x-gemgate-cache"] == "MISS"  # this tenant did not opt in
+    with run_simulator() as sim, run_gateway(sim.url, tenants=SEMANTIC_TENANTS,
+                                             cache=SEMANTIC) as gateway:
+        tools = [{"functionDeclarations": [{"name": "lookup", "description": "Look up."}]}]
+        _post(gateway.url, GENERATE, {**_body("What is the capital of France?"),
+                                      "tools": tools})
+        near = _post(gateway.url, GENERATE, {**_body("What is the capital city of France?"),
+                                             "tools": tools})
+        assert near.headers["x-gemgate-cache"] == "MISS"

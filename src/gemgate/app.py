@@ -15,6 +15,7 @@ from gemgate.access.counters import KeyCounters
 from gemgate.access.rates import KeyRates
 from gemgate.access.service import KeyService
 from gemgate.backends import Backends
+from gemgate.cache.semantic import GatewayEmbedder
 from gemgate.cache.stage import ResponseCache
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
@@ -141,7 +142,11 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                     lambda call: shared_windows and call.action in QUOTA_ACTIONS)
     cache = None
     if settings.cache.mode != "off":
-        cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices)
+        semantic = settings.cache.semantic
+        embedder = GatewayEmbedder(relay.forward, events, semantic.model, semantic.dimensions) \
+            if semantic.enabled else None
+        cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices,
+                              embedder, backends.vector_index() if semantic.enabled else None)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))

@@ -15,6 +15,7 @@ from typing import Any
 from gemgate.access.budgets import Budgets
 from gemgate.access.counters import KeyCounters, MemoryCounters
 from gemgate.access.rates import KeyRates
+from gemgate.cache.semantic import MemoryIndex, RedisIndex, VectorIndex
 from gemgate.cache.store import CacheStore, MemoryCache, RedisCache
 from gemgate.config import Settings
 from gemgate.state import RateState
@@ -76,6 +77,11 @@ class Backends:
         if self.link is not None:
             return RedisCache(self.link, self.settings.cache.max_bytes)
         return MemoryCache(self.settings.cache.max_bytes, clock)
+
+    def vector_index(self) -> VectorIndex:
+        """The semantic cache's vectors: shared through Redis when the state is."""
+        limit = self.settings.cache.semantic.max_entries
+        return RedisIndex(self.link, limit) if self.link is not None else MemoryIndex(limit)
 
     def counters(self, rates: KeyRates, budgets: Budgets) -> KeyCounters:
         if self.link is not None:

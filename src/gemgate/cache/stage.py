@@ -21,6 +21,7 @@ import orjson
 
 from gemgate.cache import policy
 from gemgate.cache.entry import Entry, complete, entry_from, events_of
+from gemgate.cache.semantic import Embedder, VectorIndex, context_key, last_user_text
 from gemgate.cache.store import CacheKey, CacheStore
 from gemgate.config import CacheConfig
 from gemgate.core.answer import Answer
@@ -47,10 +48,12 @@ class Replay:
 
 
 class ResponseCache:
-    def __init__(self, config: CacheConfig, store: CacheStore, prices: PriceBook) -> None:
+    def __init__(self, config: CacheConfig, store: CacheStore, prices: PriceBook,
+                 embedder: Embedder | None = None, index: VectorIndex | None = None) -> None:
         self.config, self.store, self.prices = config, store, prices
+        self.embedder, self.index = embedder, index  # the semantic cache, when configured
         self._flights: dict[CacheKey, asyncio.Future[Entry | None]] = {}
-        self.hits = self.misses = 0
+        self.hits = self.semantic_hits = self.misses = 0
 
     async def lookup(self, call: Call) -> Answer | None:
         """A cached answer for the call, or None (and the call is marked for keeping)."""
@@ -67,12 +70,42 @@ class ResponseCache:
         if entry is None:
             entry = await self._follow(call, plan.key)
         if entry is None:
+            similar = await self._similar(call, plan)
+            if similar is not None:
+                self.semantic_hits += 1
+                call.cache_similarity = similar[1]
+                return self.answer(call, similar[0], "SEMANTIC-HIT")
+        if entry is None:
             self.misses += 1
             call.cache = "MISS"
             self._flights.setdefault(plan.key, asyncio.get_running_loop().create_future())
             return None
         self.hits += 1
         return self.answer(call, entry, "HIT")
+
+    async def _similar(self, call: Call, plan: policy.Plan) -> tuple[Entry, float] | None:
+        """An entry whose request meant the same, for a tenant that allows it."""
+        tenant = call.tenant
+        if self.embedder is None or self.index is None or tenant is None or \
+                not (tenant.semantic_cache and self.config.semantic.enabled):
+            return None
+        found = last_user_text(call.parsed, self.config.semantic.with_tools)
+        if found is None:
+            return None
+        text, rest = found
+        vector = await self.embedder.embed(text)
+        if vector is None:
+            return None
+        context = context_key(call, rest)
+        call.cache_vector = (context, vector)
+        nearest = await self.index.nearest(plan.key.scope, context, vector)
+        threshold = tenant.semantic_threshold or self.config.semantic.threshold
+        if nearest is None or nearest[1] < threshold:
+            return None
+        entry = await self._fresh(policy.Plan(CacheKey(plan.key.scope, plan.key.model,
+                                                       nearest[0]), True, False, 0.0,
+                                              plan.max_age_s))
+        return (entry, nearest[1]) if entry is not None else None
 
     async def _fresh(self, plan: policy.Plan) -> Entry | None:
         entry = await self.store.get(plan.key)
@@ -137,6 +170,10 @@ class ResponseCache:
         flight = self._flights.pop(plan.key, None)
         if entry is not None and plan.store:
             await self.store.put(plan.key, entry, plan.ttl_s)
+            if call.cache_vector is not None and self.index is not None:
+                context, vector = call.cache_vector
+                await self.index.add(plan.key.scope, context, plan.key.digest, vector,
+                                     plan.ttl_s)
         if flight is not None and not flight.done():
             flight.set_result(entry)
 
@@ -144,7 +181,8 @@ class ResponseCache:
         return self.prices.cost(call.model, Tokens.of(usage))
 
     def stats(self) -> dict[str, Any]:
-        looked = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses,
-                "hit_rate": round(self.hits / looked, 4) if looked else None,
+        served = self.hits + self.semantic_hits
+        looked = served + self.misses
+        return {"hits": self.hits, "semantic_hits": self.semantic_hits, "misses": self.misses,
+                "hit_rate": round(served / looked, 4) if looked else None,
                 "store": self.store.stats()}

@@ -66,6 +66,7 @@ class TenantConfig(_Strict):
     cache: bool = True  # may be answered from (and fill) the response cache
     semantic_cache: bool = False  # may be answered from a similar request's entry
     cache_ttl_s: float | None = Field(default=None, gt=0)  # instead of cache.ttl_s
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)  # instead of the default
 
     @field_validator("token")
     @classmethod

@@ -25,6 +25,7 @@ class Tenant:
     cache: bool = True  # may use the response cache
     semantic_cache: bool = False  # may be answered from a similar request's entry
     cache_ttl_s: float | None = None  # instead of the configured default
+    semantic_threshold: float | None = None  # instead of the configured default
 
     @property
     def id(self) -> str:
@@ -85,6 +86,7 @@ class Call:
     cache_age_s: float = 0.0  # a hit's entry's age
     cache_similarity: float | None = None  # a semantic hit's
     cache_saved_usd: float = 0.0  # what a hit would have cost upstream
+    cache_vector: Any = None  # (context, embedding) of the last user turn, to index if kept
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
 
