@@ -274,3 +274,22 @@ def test_semantic_matching_is_opt_in_per_tenant_and_skips_tools() -> None:
         near = _post(gateway.url, GENERATE, {**_body("What is the capital city of France?"),
                                              "tools": tools})
         assert near.headers["x-gemgate-cache"] == "MISS"
+
+
+def test_the_admin_sees_stats_and_purges_by_tenant_and_model(stack: Any) -> None:
+    _, gateway = stack
+    body = _body("purge me")
+    for token in (TOKEN, OTHER):
+        _post(gateway.url, GENERATE, body, token)
+        assert _post(gateway.url, GENERATE, body, token).headers["x-gemgate-cache"] == "HIT"
+    stats = gateway.admin("GET", "/admin/cache").json()
+    assert stats["mode"] == "deterministic" and stats["hits"] >= 2
+    assert stats["store"]["entries"] >= 2
+    assert gateway.admin("DELETE", "/admin/cache?tenant=other").json()["purged"] >= 1
+    assert _post(gateway.url, GENERATE, body, OTHER).headers["x-gemgate-cache"] == "MISS"
+    assert _post(gateway.url, GENERATE, body).headers["x-gemgate-cache"] == "HIT"
+    purged = gateway.admin("DELETE", f"/admin/cache?model={FLASH}").json()["purged"]
+    assert purged >= 2
+    assert _post(gateway.url, GENERATE, body).headers["x-gemgate-cache"] == "MISS"
+    # A client token is not the admin's.
+    assert gateway.admin("DELETE", "/admin/cache", token=TOKEN).status_code == 403

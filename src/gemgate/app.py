@@ -171,7 +171,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     app.add_routes(OpsEdge(pool, backends.view).routes())
     app.add_routes(AdminEdge(pool, providers, backends.view, settings.admin_key, keys,
                              store.ledger if store else None,
-                             settings.timezone, bodies, owners).routes(prefix))
+                             settings.timezone, bodies, owners, cache).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, backends.records, prefix,

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gemgate.access.service import KeyService
 from gemgate.access.vkeys import VirtualKey
+from gemgate.cache.stage import ResponseCache
 from gemgate.ledger import report as reports
 from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
@@ -35,9 +36,10 @@ class AdminEdge:
     def __init__(self, pool: KeyPool, providers: Providers,
                  shared: Callable[[], list[dict[str, Any]]], admin_key: str | None,
                  keys: KeyService | None, ledger: LedgerStore | None, timezone: str,
-                 bodies: BodyReader, owners: ResourceOwners) -> None:
+                 bodies: BodyReader, owners: ResourceOwners,
+                 cache: ResponseCache | None = None) -> None:
         self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
-        self.shared = shared
+        self.shared, self.cache = shared, cache
         self.ledger, self.timezone, self.bodies = ledger, timezone, bodies
         self.owners = owners
 
@@ -46,6 +48,8 @@ class AdminEdge:
         return [
             web.get(f"{admin}/pool", self._guarded(self.pool_state)),
             web.get(f"{admin}/resources", self._guarded(self.resources)),
+            web.get(f"{admin}/cache", self._guarded(self.cache_stats)),
+            web.delete(f"{admin}/cache", self._guarded(self.cache_purge)),
             web.get(f"{admin}/vkeys", self._guarded(self.list_keys, True)),
             web.post(f"{admin}/vkeys", self._guarded(self.create_key, True)),
             web.get(f"{admin}/vkeys/{{ref}}", self._guarded(self.get_key, True)),
@@ -97,6 +101,24 @@ class AdminEdge:
         """Every file, cache, batch, … created through gemgate, with its owner: the admin
         sees across tenants."""
         return json_reply(200, {"resources": self.owners.view()})
+
+    async def cache_stats(self, request: web.Request) -> web.Response:
+        if self.cache is None:
+            return json_reply(200, {"mode": "off"})
+        return json_reply(200, {"mode": self.cache.config.mode, **self.cache.stats()})
+
+    async def cache_purge(self, request: web.Request) -> web.Response:
+        """Drops entries: `?tenant=NAME`, `?key=VKEY_ID` or `?namespace=NS`, and/or
+        `?model=M`; everything with none."""
+        query = request.query
+        scopes = [f"{kind}:{query[name]}" for name, kind in
+                  (("tenant", "tenant"), ("key", "vkey"), ("namespace", "ns")) if name in query]
+        if len(scopes) > 1:
+            return json_reply(400, gateway_error(400, ProblemId.INVALID_REQUEST, lang_of(request),
+                                                 "Name one of tenant, key or namespace."))
+        purged = 0 if self.cache is None else await self.cache.store.purge(
+            scopes[0] if scopes else None, query.get("model"))
+        return json_reply(200, {"purged": purged})
 
     @property
     def _keys(self) -> KeyService:
