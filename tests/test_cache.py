@@ -293,3 +293,37 @@ def test_the_admin_sees_stats_and_purges_by_tenant_and_model(stack: Any) -> None
     assert _post(gateway.url, GENERATE, body).headers["x-gemgate-cache"] == "MISS"
     # A client token is not the admin's.
     assert gateway.admin("DELETE", "/admin/cache", token=TOKEN).status_code == 403
+
+
+def test_both_surfaces_share_entries(stack: Any) -> None:
+    _, gateway = stack
+    openai = OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN)
+    asked = {"model": FLASH, "temperature": 0,
+             "messages": [{"role": "user", "content": "one entry, two surfaces"}]}
+    made = openai.chat.completions.with_raw_response.create(**asked)  # type: ignore[call-overload]
+    assert made.headers["x-gemgate-cache"] == "MISS"
+    native = _post(gateway.url, GENERATE, _body("one entry, two surfaces"))
+    assert native.headers["x-gemgate-cache"] == "HIT"
+    text = native.json()["candidates"][0]["content"]["parts"][-1]["text"]
+    assert text == made.parse().choices[0].message.content
+    # And the other way: a native entry answers an OpenAI client.
+    _post(gateway.url, GENERATE, _body("native first"))
+    reused = openai.chat.completions.with_raw_response.create(  # type: ignore[call-overload]
+        model=FLASH, temperature=0, messages=[{"role": "user", "content": "native first"}])
+    assert reused.headers["x-gemgate-cache"] == "HIT"
+
+
+def test_ttls_per_request_and_per_tenant() -> None:
+    tenants = [{"name": "team", "token": TOKEN, "cache_ttl_s": 1}]
+    with run_simulator() as sim, run_gateway(sim.url, tenants=tenants,
+                                             cache={"ttl_by_model": {FLASH: 600}}) as gateway:
+        _post(gateway.url, GENERATE, _body("short-lived by tenant"))
+        assert _post(gateway.url, GENERATE, _body("short-lived by tenant")).headers[
+            "x-gemgate-cache"] == "HIT"
+        _post(gateway.url, GENERATE, _body("long-lived by request"), **{"x-gemgate-cache":
+                                                                          "ttl=600"})
+        time.sleep(1.2)
+        assert _post(gateway.url, GENERATE, _body("short-lived by tenant")).headers[
+            "x-gemgate-cache"] == "MISS"
+        assert _post(gateway.url, GENERATE, _body("long-lived by request")).headers[
+            "x-gemgate-cache"] == "HIT"

@@ -136,6 +136,15 @@ def test_a_dead_worker_is_replaced_and_sigterm_drains_a_stream(tmp_path: Path) -
         for _ in range(6):  # both workers answer (new connections land on either)
             assert requests.post(url + GENERATE, json=HI, timeout=10, headers={
                 "x-goog-api-key": TOKEN, "Connection": "close"}).status_code == 200
+        # The workers share one response cache (in Redis): one miss, then hits on either.
+        cached = {"contents": [{"parts": [{"text": "shared cache"}]}],
+                  "generationConfig": {"temperature": 0}}
+        before = sum(int(r["requests"]) for r in sim.stats()["by_key"].values())
+        labels = [requests.post(url + GENERATE, json=cached, timeout=10, headers={
+            "x-goog-api-key": TOKEN, "Connection": "close"}).headers["x-gemgate-cache"]
+            for _ in range(6)]
+        assert labels == ["MISS"] + ["HIT"] * 5
+        assert sum(int(r["requests"]) for r in sim.stats()["by_key"].values()) == before + 1
         # A slow stream in flight when SIGTERM comes is finished, and recorded.
         stream = requests.post(url + f"/v1beta/models/{FLASH}:streamGenerateContent?alt=sse",
                                json={"contents": [{"parts": [{"text": "Write 60 words."}]}]},

@@ -48,9 +48,20 @@ class Plan:
 
 
 def canonical(body: dict[str, Any]) -> bytes:
-    """The answer-changing part of a Gemini request, in one spelling, keys sorted."""
-    picked = {_FIELDS[k]: v for k, v in body.items() if k in _FIELDS}
+    """The answer-changing part of a Gemini request, in one spelling, keys sorted, numbers
+    in one form (0.0 is 0: an OpenAI client's `temperature: 0` arrives as a float)."""
+    picked = {_FIELDS[k]: _numbers(v) for k, v in body.items() if k in _FIELDS}
     return orjson.dumps(picked, option=orjson.OPT_SORT_KEYS)
+
+
+def _numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def deterministic(body: dict[str, Any]) -> bool:
