@@ -98,7 +98,11 @@ def plan(call: Call, config: CacheConfig) -> Plan | None:
     scope = scope_of(call, config)
     if scope == "global" and referenced(call):  # a file or cache not everyone may see
         return None
-    digest = hashlib.sha256(f"{call.version}\n".encode() + canonical(body)).hexdigest()
+    try:
+        form = canonical(body)
+    except TypeError:  # a number beyond 64 bits: Google will judge the request, not the cache
+        return None
+    digest = hashlib.sha256(f"{call.version}\n".encode() + form).hexdigest()
     ttl = _TTL.search(asked)
     max_age = _MAX_AGE.search(control)
     ttl_s = (float(ttl.group(1)) if ttl else

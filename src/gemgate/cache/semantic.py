@@ -63,8 +63,10 @@ def last_user_text(body: dict[str, Any], with_tools: bool) -> tuple[str, bytes] 
     text = "\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)).strip()
     if not text:
         return None
-    rest = {**body, "contents": contents[:-1]}
-    return text, canonical(rest)
+    try:
+        return text, canonical({**body, "contents": contents[:-1]})
+    except TypeError:  # a number beyond 64 bits
+        return None
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -145,7 +145,7 @@ class ResponseCache:
                 if complete([orjson.loads(answer.body)]):
                     entry = entry_from(call.model, answer.body, [], answer.usage,
                                        self._cost(call, answer.usage))
-            except orjson.JSONDecodeError:
+            except (ValueError, TypeError, AttributeError):  # not an answer we understand
                 entry = None
         await self._land(call, entry)
 
@@ -159,7 +159,7 @@ class ResponseCache:
                 events = events_of(raw, call.sse)
                 if complete([orjson.loads(e) for e in events]):
                     entry = entry_from(call.model, None, events, usage, self._cost(call, usage))
-            except (orjson.JSONDecodeError, ValueError):
+            except (ValueError, TypeError, AttributeError):  # not a stream we understand
                 entry = None
         await self._land(call, entry)
 
