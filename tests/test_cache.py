@@ -185,6 +185,14 @@ def test_hits_are_in_the_ledger_at_no_cost_and_spare_the_budget() -> None:
         report = gateway.admin("GET", "/admin/usage?by=key&since=1d").json()
         row = next(r for r in report["rows"] if r["key"] == key["id"])
         assert row["cache_hits"] == 2 and abs(row["saved_usd"] - 2 * miss["cost_usd"]) < 1e-9
+        assert report["cache_hit_rate"] == round(2 / 3, 4)
+        import subprocess
+        import sys
+
+        shown = subprocess.run([sys.executable, "-m", "gemgate", "usage", "--db",
+                                gateway.db_path, "--by", "key"], capture_output=True,
+                               text=True, timeout=30).stdout
+        assert "2 of 3 requests answered from the cache (66.7%)" in shown
 
 
 def test_two_gateways_share_one_redis_cache() -> None:
@@ -327,3 +335,23 @@ def test_ttls_per_request_and_per_tenant() -> None:
             "x-gemgate-cache"] == "MISS"
         assert _post(gateway.url, GENERATE, _body("long-lived by request")).headers[
             "x-gemgate-cache"] == "HIT"
+
+
+def test_a_global_cache_is_shared_but_never_for_requests_naming_files() -> None:
+    import io
+
+    with run_simulator() as sim, run_gateway(sim.url, tenants=TENANTS,
+                                             cache={"scope": "global"}) as gateway:
+        _post(gateway.url, GENERATE, _body("everyone's question"))
+        shared = _post(gateway.url, GENERATE, _body("everyone's question"), OTHER)
+        assert shared.headers["x-gemgate-cache"] == "HIT"  # scope: global
+        client = sdk(gateway.url, TOKEN)  # kept: a client collected mid-call closes its session
+        uploaded = client.files.upload(
+            file=io.BytesIO(b"private notes"),
+            config=types.UploadFileConfig(mime_type="text/plain"))
+        with_file = {"contents": [{"role": "user", "parts": [
+            {"fileData": {"fileUri": uploaded.uri, "mimeType": "text/plain"}},
+            {"text": "summarise"}]}], "generationConfig": {"temperature": 0}}
+        for _ in range(2):
+            answer = _post(gateway.url, GENERATE, with_file)
+            assert answer.status_code == 200 and answer.headers["x-gemgate-cache"] == "BYPASS"

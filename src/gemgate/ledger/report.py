@@ -53,9 +53,15 @@ class Report:
     totals: dict[str, Any]
     timezone: str = "UTC"  # of the period shown and of days when grouped by day
 
+    @property
+    def hit_rate(self) -> float | None:
+        """The share of requests the response cache answered."""
+        requests = self.totals.get("requests") or 0
+        return round(self.totals.get("cache_hits", 0) / requests, 4) if requests else None
+
     def as_dict(self) -> dict[str, Any]:
         return {"by": self.by, "since": _iso(self.since), "until": _iso(self.until),
-                "rows": self.rows, "totals": self.totals}
+                "rows": self.rows, "totals": self.totals, "cache_hit_rate": self.hit_rate}
 
 
 def _iso(ts: float, zone: str = "UTC") -> str:
@@ -99,7 +105,12 @@ def to_table(report: Report) -> str:
             rendered.append("  ".join("-" * w for w in widths))
     zone = report.timezone
     period = f"{_iso(report.since, zone)} .. {_iso(report.until, zone)} ({zone})"
-    return f"usage by {report.by}, {period}\n" + "\n".join(rendered)
+    cache = ""
+    if report.totals.get("cache_hits"):
+        cache = (f"\ncache: {report.totals['cache_hits']:,} of {report.totals['requests']:,} "
+                 f"requests answered from the cache ({(report.hit_rate or 0) * 100:.1f}%), "
+                 f"{report.totals['saved_usd']:.6f} USD saved")
+    return f"usage by {report.by}, {period}\n" + "\n".join(rendered) + cache
 
 
 def _cell(value: Any) -> str:
