@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
 from gemgate.edges.wire import ClientAddress
 from gemgate.logs import access_log
+from gemgate.metrics import Metrics, StateCollector
 from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.flow import Pipeline
@@ -44,6 +46,7 @@ from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S, SHUTDOWN_GRACE_S
 from gemgate.state import Limits
 from gemgate.state.health import HealthState, LocalHealth
+from gemgate.state.memory import MemoryRateState
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.storage import Store
 from gemgate.upstream.affinity import ResourceOwners
@@ -94,6 +97,29 @@ def _told(events: Events, health: HealthState) -> Callable[[Shared], None]:
             task.add_done_callback(pending.discard)
 
     return told
+
+
+def _state_reader(pool: KeyPool, limits: LimitBook, scheduler: Scheduler | None,
+                  budgets: Budgets, book: KeyBook, store: Store | None,
+                  backends: Backends) -> Callable[[], dict[str, Any]]:
+    """What the metrics read at scrape time (never on a request's way)."""
+
+    def read() -> dict[str, Any]:
+        quota: dict[tuple[str, str, str], tuple[int, int]] = {}
+        state = scheduler.state if scheduler is not None else None
+        local = state.local if isinstance(state, RedisRateState) else state
+        if isinstance(local, MemoryRateState):
+            for (project, model, window), used in local.in_use().items():
+                cap = getattr(limits.of(project, model), window)
+                if cap:
+                    quota[(project, model, window)] = (used, cap)
+        ledger = store.ledger if store is not None else None
+        return {"projects": pool.view(), "quota": quota,
+                "budgets": budgets.used(book.keys()),
+                "ledger_backlog": ledger.backlog() if ledger is not None else 0,
+                "shared": backends.view()}
+
+    return read
 
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time,
@@ -147,6 +173,11 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             if semantic.enabled else None
         cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices,
                               embedder, backends.vector_index() if semantic.enabled else None)
+    metrics = Metrics(events, meter.cost, settings.metrics.max_tenants) \
+        if settings.metrics.enabled else None
+    if metrics is not None:
+        metrics.add_collector(StateCollector(_state_reader(pool, limits, scheduler, budgets, book,
+                                                           store, backends)))
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
@@ -168,7 +199,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     if store is not None:
         app[STORE] = store
     prefix = settings.path_prefix
-    app.add_routes(OpsEdge(pool, backends.view).routes())
+    app.add_routes(OpsEdge(pool, backends.view, metrics, settings.metrics.token).routes())
     app.add_routes(AdminEdge(pool, providers, backends.view, settings.admin_key, keys,
                              store.ledger if store else None,
                              settings.timezone, bodies, owners, cache).routes(prefix))

@@ -174,6 +174,16 @@ class Budgets:
         shown = Spend(spend.period, spent_usd)
         self.alert(self._event(level, key, kind, limit or 0.0, shown))
 
+    def used(self, keys: list[VirtualKey]) -> dict[tuple[str, Kind], float]:
+        """Each budget's share spent this period, by (key name, period): for metrics."""
+        found = {}
+        for key in keys:
+            for kind in KINDS:
+                limit = limit_of(key, kind)
+                if limit:
+                    found[(key.name, kind)] = self.spent(key.id, kind) / limit
+        return found
+
     def spent(self, key_id: str, kind: Kind) -> float:
         spend = self._spend.get((key_id, kind))
         if spend is None or spend.period != self.period(kind, self.clock()):

@@ -139,6 +139,14 @@ class CacheConfig(_Strict):
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
+class MetricsConfig(_Strict):
+    """`/metrics` in Prometheus's format."""
+
+    enabled: bool = True
+    token: str | None = None  # when set, scrapes must send `Authorization: Bearer <token>`
+    max_tenants: int = Field(default=50, ge=1)  # tenants named in labels; the rest: "other"
+
+
 class StateConfig(_Strict):
     """Where the counts every replica must agree on live: this process's memory (one gateway),
     or Redis (replicas and workers share quota windows, key health, budgets, upload sessions)."""
@@ -330,6 +338,7 @@ class Settings(_Strict):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)

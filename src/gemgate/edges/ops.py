@@ -8,25 +8,45 @@ operator sees why — a gateway whose every key is dead is alive but not ready.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from gemgate import __version__
-from gemgate.problems import hint
+from gemgate.metrics import Metrics
+from gemgate.problems import ProblemId, hint
 from gemgate.upstream.pool import KeyPool
 
-from .replies import json_reply, lang_of
+from .replies import gateway_error, json_reply, lang_of
 
 
 class OpsEdge:
     def __init__(self, pool: KeyPool,
-                 shared: Callable[[], list[dict[str, Any]]] = lambda: []) -> None:
+                 shared: Callable[[], list[dict[str, Any]]] = lambda: [],
+                 metrics: Metrics | None = None, metrics_token: str | None = None) -> None:
         self.pool, self.shared = pool, shared
+        self.metrics, self.metrics_token = metrics, metrics_token
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz)]
+        routes = [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz)]
+        if self.metrics is not None:
+            routes.append(web.get("/metrics", self.scrape))
+        return routes
+
+    async def scrape(self, request: web.Request) -> web.Response:
+        """Prometheus's scrape (its own bearer token when `metrics.token` is set)."""
+        assert self.metrics is not None
+        if self.metrics_token is not None:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {self.metrics_token}".encode()):
+                return json_reply(403, gateway_error(403, ProblemId.ADMIN_ONLY,
+                                                     lang_of(request),
+                                                     "/metrics needs the metrics token."))
+        return web.Response(body=self.metrics.scrape(),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return json_reply(200, {"status": "ok", "version": __version__})

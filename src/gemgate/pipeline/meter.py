@@ -38,6 +38,16 @@ class Meter:
         self.commit_timeout_s = commit_timeout_s
         self.clock = clock
 
+    def cost(self, call: Call, tokens: Tokens) -> float:
+        """USD the request cost upstream: 0 for a cache hit (no upstream), a free-tier
+        project's call (Google bills nothing, unless ledger.price_free_tier), or no usage."""
+        if call.cache in ("HIT", "SEMANTIC-HIT") or not (tokens.total or tokens.prompt):
+            return 0.0
+        last = call.attempts[-1] if call.attempts else None
+        if last is not None and last.provider is None and last.project in self.unbilled_projects:
+            return 0.0
+        return self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
+
     async def record(self, call: Call, status: int, problem: ProblemId | None,
                      usage: dict[str, Any] | None,
                      cancelled: bool = False) -> asyncio.Future[None] | None:
@@ -49,11 +59,8 @@ class Meter:
         last = call.attempts[-1] if call.attempts else None
         provider = (last.provider if last else None) or GEMINI
         project = last.project if last and last.provider is None else None
-        cost = 0.0
-        hit = call.cache in ("HIT", "SEMANTIC-HIT")  # answered from the cache: no upstream
-        if not hit and (tokens.total or tokens.prompt) and (
-                provider != GEMINI or project not in self.unbilled_projects):
-            cost = self.prices.cost(call.model, tokens)  # a provider's model: `<name>/<model>`
+        cost = self.cost(call, tokens)
+        hit = call.cache in ("HIT", "SEMANTIC-HIT")
         key = call.tenant.key
         if (tokens.candidates or tokens.thoughts) and not hit:
             self.outputs.observe(call.model, tokens.candidates + tokens.thoughts)

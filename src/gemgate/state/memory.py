@@ -123,6 +123,18 @@ class MemoryRateState:
                 window.adjust(bucket, counted, tokens)
                 reservation.handles[index] = (window, bucket, tokens, True)
 
+    def in_use(self) -> dict[tuple[str, str, str], int]:
+        """What each project's windows hold now, by (project, model, rpm | tpm | rpd): for
+        metrics, read at scrape time."""
+        now, found = self.clock(), {}
+        for (project, model), book in self._books.items():
+            for window, counted in (("rpm", book.minute_requests),
+                                    ("tpm", book.minute_tokens), ("rpd", book.day)):
+                if counted is not None:
+                    counted.wait(now, 0, 1 << 62)  # drops what has left the window
+                    found[(project, model, window)] = counted.total
+        return found
+
     async def waiting(self, model: str, change: int) -> None:
         return None  # one process: its own scheduler already knows
 

@@ -23,6 +23,9 @@ class LedgerStore(Protocol):
     async def report(self, by: str, since: float, until: float | None, timezone: str,
                      **filters: str | None) -> Report: ...
 
+    def backlog(self) -> int:
+        """Records not yet committed where they belong (waiting, or spooled)."""
+
 
 class Store(Protocol):
     @property

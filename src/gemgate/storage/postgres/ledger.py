@@ -180,6 +180,10 @@ class PgLedger:
             self.up = True
         return moved
 
+    def backlog(self) -> int:
+        """Records waiting for their commit, and those spooled while PostgreSQL was away."""
+        return len(self._pending) + self.spool.count()
+
     async def drain(self) -> None:
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)

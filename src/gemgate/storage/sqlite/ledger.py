@@ -220,6 +220,10 @@ class Ledger:
                 log.info("ledger: pruned %d records older than %s days", removed,
                          self.retention_days)
 
+    def backlog(self) -> int:
+        """Records waiting for their commit."""
+        return len(self._pending)
+
     async def drain(self) -> None:
         """Waits until everything queued so far is committed."""
         while self._flusher is not None and not self._flusher.done():
