@@ -16,7 +16,7 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 def test_compose_runs_two_replicas_on_redis_and_postgres_behind_nginx() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"gemgate", "nginx", "redis", "postgres"}
+    assert set(services) == {"gemgate", "nginx", "redis", "postgres", "prometheus", "grafana"}
     gemgate = services["gemgate"]
     assert gemgate["deploy"]["replicas"] == 2
     assert gemgate["build"]["dockerfile"] == "deploy/Dockerfile"

@@ -140,6 +140,8 @@ class Metrics:
             self.refusals.labels(problem).inc()
         operation = _operation(call)
         self.duration.labels(operation, model).observe(call.elapsed_ms() / 1000)
+        if call.first_byte_ms is not None:
+            self.ttfb.labels(model).observe(call.first_byte_ms / 1000)
         if call.cache is not None:
             self.cache.labels(call.cache).inc()
             if call.cache in ("HIT", "SEMANTIC-HIT"):

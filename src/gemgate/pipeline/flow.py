@@ -111,6 +111,7 @@ class Pipeline:
     async def _outcome(self, call: Call, answer: Answer) -> Outcome:
         """The way back: a stream handed out in its run, a whole answer recorded."""
         if answer.stream is not None:
+            call.first_byte_ms = call.elapsed_ms()
             keep = self.cache.keep_stream if self.cache is not None and \
                 call.cache_plan is not None and call.cache in ("MISS", "REFRESH") else None
             limit = self.cache.config.max_entry_bytes if self.cache is not None else 0
