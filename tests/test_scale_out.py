@@ -105,6 +105,13 @@ def test_two_workers_keep_a_projects_rpm_together(tmp_path: Path) -> None:
         assert [a.status_code for a in answers] == [200] * 12
         assert _upstream_429s(sim) == 0
         assert len(_pg_counts(PG_DSN, schema)) == 12
+        # Whichever worker answers a scrape counts every worker's requests.
+        for _ in range(4):
+            scraped = requests.get(url + "/metrics", headers={"Connection": "close"},
+                                   timeout=10).text
+            total = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                        if line.startswith("gemgate_requests_total{"))
+            assert total == 12
 
 
 def test_workers_need_the_shared_backends(tmp_path: Path) -> None:

@@ -6,6 +6,11 @@ Names follow the OpenTelemetry GenAI semantic conventions where they define one
 `gen_ai.client.token.usage` → `gen_ai_client_token_usage`, attributes `gen_ai_request_model`,
 `gen_ai_operation_name`, `gen_ai_token_type`), and `gemgate_*` for the rest.
 
+With `serve --workers N` every worker counts into files in `PROMETHEUS_MULTIPROC_DIR` (set by
+the supervisor) and a scrape, whichever worker answers it, reads all of them
+(prometheus_client's multi-process mode); what is read at scrape time (the pool, quotas,
+budgets) is the answering worker's view, which Redis keeps the same on every worker.
+
 Labels never carry a secret (keys are masked as everywhere) and stay bounded: the first
 `metrics.max_tenants` tenants seen keep their names, later ones count as `other`, so a gateway
 with thousands of virtual keys cannot blow up Prometheus.
@@ -13,11 +18,13 @@ with thousands of virtual keys cannot blow up Prometheus.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from gemgate import __version__
@@ -64,9 +71,17 @@ def _operation(call: Call) -> str:
     return action or call.method.lower()
 
 
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     def __init__(self, events: Events, cost: Callable[[Call, Tokens], float],
                  max_tenants: int = 50) -> None:
+        self.shared_dir = multiprocess_dir()
+        if self.shared_dir is not None:  # chosen now, whenever prometheus_client was imported
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        self._collectors: list[Collector] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.cost = cost
         self.tenant = TenantLabels(max_tenants)
@@ -103,16 +118,23 @@ class Metrics:
                              "did.", ["result"], registry=r)
         self.saved = Counter("gemgate_cache_saved_usd", "USD the cache's hits saved.",
                              registry=r)
-        Gauge("gemgate_build_info", "gemgate's version.", ["version"],
-              registry=r).labels(__version__).set(1)
+        Gauge("gemgate_build_info", "gemgate's version.", ["version"], registry=r,
+              multiprocess_mode="max").labels(__version__).set(1)
         events.subscribe(self._on_event, (AttemptMade, FellBack, QueueWaited, PoolChanged,
                                           Finished))
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
+        self._collectors.append(collector)
 
     def scrape(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=self.shared_dir)  # type: ignore[no-untyped-call]
+        for collector in self._collectors:
+            every_worker.register(collector)
+        return generate_latest(every_worker)
 
     # ---- from the events ----------------------------------------------------------------
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
@@ -83,6 +85,15 @@ class Supervisor:
         return ready
 
     def run(self, on_ready: Callable[[], None]) -> None:
+        # Metrics: every worker counts into files here; a scrape on any worker reads them all.
+        shared = tempfile.mkdtemp(prefix="gemgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+        try:
+            self._supervise(on_ready)
+        finally:
+            shutil.rmtree(shared, ignore_errors=True)
+
+    def _supervise(self, on_ready: Callable[[], None]) -> None:
         readies = [self._start_one(slot) for slot in range(self.count)]
         for ready in readies:
             ready.wait(60)
