@@ -39,12 +39,15 @@ def checkout(revision: str) -> Iterator[Path]:
         yield Path(folder) / "src"
 
 
-def _gateway(stack: ExitStack, upstream: str, source: Path | None) -> str:
+def gateway(stack: ExitStack, upstream: str, source: Path | None,
+            extra: dict[str, object] | None = None) -> str:
+    """A gateway process (this tree's, or `source`'s) in front of `upstream`; its URL."""
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="gemgate-compare-"))
     config = folder / "gemgate.yaml"
     config.write_text(yaml.safe_dump({"projects": PROJECTS,
-                                      "ledger": {"path": str(folder / "gemgate.db")}}))
+                                      "ledger": {"path": str(folder / "gemgate.db")},
+                                      **(extra or {})}))
     env = {"GEMINI_API_KEYS": "", "GEMGATE_UPSTREAM_URL": upstream,
            "GEMGATE_CLIENT_KEYS": TOKEN, "GEMGATE_LOG_LEVEL": "WARNING"}
     if source is not None:
@@ -68,25 +71,31 @@ def main() -> None:
         stack.enter_context(process(["simulate", "--port", str(sim_port)]))
         upstream = f"http://127.0.0.1:{sim_port}"
         wait_ready(f"{upstream}/_sim/stats")
-        sides = {"before": _gateway(stack, upstream, before_source),
-                 "after": _gateway(stack, upstream, None)}
+        sides = {"before": gateway(stack, upstream, before_source),
+                 "after": gateway(stack, upstream, None)}
         print(f"before = {args.against}, after = this tree; {args.rounds} rounds of "
               f"{args.seconds:g} s each, in turns")
-        for surface, (path, body) in SURFACES.items():
-            kind = {} if body is None else {"body": body, "bearer": True}
-            rates: dict[str, list[float]] = {side: [] for side in sides}
-            for url in sides.values():  # warm both up
-                run_wrk(url + path, TOKEN, seconds=1, **kind)  # type: ignore[arg-type]
-            for _ in range(args.rounds):
-                for side, url in sides.items():
-                    result = run_wrk(url + path, TOKEN, seconds=args.seconds,
-                                     **kind)  # type: ignore[arg-type]
-                    rates[side].append(result.requests_per_second)
-            before, after = (statistics.median(rates[s]) for s in ("before", "after"))
-            print(f"{surface:<7} before {before:8,.0f} req/s   after {after:8,.0f} req/s   "
-                  f"change {100 * (after / before - 1):+5.1f}%   "
-                  f"(rounds: {', '.join(f'{r:,.0f}' for r in rates['before'])} | "
-                  f"{', '.join(f'{r:,.0f}' for r in rates['after'])})")
+        in_turns(sides, args.rounds, args.seconds)
+
+
+def in_turns(sides: dict[str, str], rounds: int, seconds: float) -> None:
+    """wrk on each side in turns, `rounds` times, per surface; medians and the change."""
+    first, second = sides
+    for surface, (path, body) in SURFACES.items():
+        kind = {} if body is None else {"body": body, "bearer": True}
+        rates: dict[str, list[float]] = {side: [] for side in sides}
+        for url in sides.values():  # warm both up
+            run_wrk(url + path, TOKEN, seconds=1, **kind)  # type: ignore[arg-type]
+        for _ in range(rounds):
+            for side, url in sides.items():
+                result = run_wrk(url + path, TOKEN, seconds=seconds,
+                                 **kind)  # type: ignore[arg-type]
+                rates[side].append(result.requests_per_second)
+        a, b = (statistics.median(rates[s]) for s in (first, second))
+        print(f"{surface:<7} {first} {a:8,.0f} req/s   {second} {b:8,.0f} req/s   "
+              f"change {100 * (b / a - 1):+5.1f}%   "
+              f"(rounds: {', '.join(f'{r:,.0f}' for r in rates[first])} | "
+              f"{', '.join(f'{r:,.0f}' for r in rates[second])})")
 
 
 if __name__ == "__main__":

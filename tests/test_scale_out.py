@@ -105,7 +105,9 @@ def test_two_workers_keep_a_projects_rpm_together(tmp_path: Path) -> None:
         assert [a.status_code for a in answers] == [200] * 12
         assert _upstream_429s(sim) == 0
         assert len(_pg_counts(PG_DSN, schema)) == 12
-        # Whichever worker answers a scrape counts every worker's requests.
+        # Whichever worker answers a scrape counts every worker's requests (each worker moves
+        # its counts to the shared files every second).
+        time.sleep(1.2)
         for _ in range(4):
             scraped = requests.get(url + "/metrics", headers={"Connection": "close"},
                                    timeout=10).text

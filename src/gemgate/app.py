@@ -223,6 +223,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
 
         await backends.start()
         loop = asyncio.get_running_loop()
+        if metrics is not None:
+            listening.append(loop.create_task(metrics.flush_regularly()))
         listening.append(loop.create_task(health.listen(apply)))
         state = scheduler.state if scheduler is not None else None
         if isinstance(state, RedisRateState):

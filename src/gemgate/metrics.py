@@ -18,7 +18,9 @@ with thousands of virtual keys cannot blow up Prometheus.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,6 +44,7 @@ from gemgate.prices import Tokens
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 _TOKENS = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 _WAITS = (0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60)
+_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 _REFUSALS = frozenset({"NO_QUOTA_ROOM", "ALL_PROJECTS_COOLING", "NO_HEALTHY_KEYS",
                        "KEY_RATE_LIMITED", "BUDGET_EXCEEDED", "MODEL_NOT_ALLOWED"})
 
@@ -82,6 +85,9 @@ class Metrics:
         if self.shared_dir is not None:  # chosen now, whenever prometheus_client was imported
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         self._collectors: list[Collector] = []
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._counts: dict[tuple[Any, tuple[str, ...]], float] = {}
+        self._observed: dict[tuple[Any, tuple[str, ...]], tuple[list[int], list[float]]] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.cost = cost
         self.tenant = TenantLabels(max_tenants)
@@ -120,14 +126,64 @@ class Metrics:
                              registry=r)
         Gauge("gemgate_build_info", "gemgate's version.", ["version"], registry=r,
               multiprocess_mode="max").labels(__version__).set(1)
-        events.subscribe(self._on_event, (AttemptMade, FellBack, QueueWaited, PoolChanged,
-                                          Finished))
+        self._bounds = {self.duration: _LATENCY, self.token_usage: _TOKENS,
+                        self.queue_wait: _WAITS, self.ttfb: _LATENCY}
+        events.subscribe(self._on_event, (AttemptMade, FellBack, QueueWaited, PoolChanged))
+        # A recorder, after the ledger's: the meter has counted the request's cost by then.
+        events.record_with(self._on_finished)
+
+    # ---- the request's way: sums in dictionaries ----------------------------------------
+    # prometheus_client's `labels()`, lock and checks cost about 2 µs per update and 4 µs per
+    # observation: measured 31 µs a request (6% of saturated throughput, bench.metrics). A
+    # request only adds to plain dictionaries (about 3 µs in all); `flush` moves the sums into
+    # the metrics every second and before each scrape.
+
+    def _inc(self, metric: Any, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        key = (metric, labels)
+        self._counts[key] = self._counts.get(key, 0.0) + amount
+
+    def _observe(self, metric: Any, labels: tuple[str, ...], value: float) -> None:
+        key = (metric, labels)
+        pending = self._observed.get(key)
+        if pending is None:
+            pending = self._observed[key] = ([0] * (len(self._bounds[metric]) + 1), [0.0])
+        pending[0][bisect_left(self._bounds[metric], value)] += 1
+        pending[1][0] += value
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        for (metric, labels), amount in counts.items():
+            self._child(metric, labels).inc(amount)
+        for (metric, labels), (buckets, total) in observed.items():
+            child = self._child(metric, labels)
+            for index, count in enumerate(buckets):
+                if count:  # a histogram's own (not cumulative) bucket counts and its sum
+                    child._buckets[index].inc(count)
+            child._sum.inc(total[0])
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        if not labels:
+            return metric
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    async def flush_regularly(self) -> None:
+        """So that a worker's counts reach the shared files (and Prometheus) within a second
+        even when nobody scrapes this worker."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.flush()
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
         self._collectors.append(collector)
 
     def scrape(self) -> bytes:
+        self.flush()
         if self.shared_dir is None:
             return generate_latest(self.registry)
         every_worker = CollectorRegistry()
@@ -138,47 +194,48 @@ class Metrics:
 
     # ---- from the events ----------------------------------------------------------------
 
+    def _on_finished(self, call: Call, event: Finished) -> None:
+        self._finished(call, event)
+
     def _on_event(self, call: Call | None, event: Any) -> None:
-        if isinstance(event, Finished):
-            if call is not None:
-                self._finished(call, event)
-        elif isinstance(event, AttemptMade):
+        if isinstance(event, AttemptMade):
             outcome = "ok" if 200 <= event.status < 300 else str(event.problem or event.status)
-            self.attempts.labels(event.provider or event.project, outcome).inc()
+            self._inc(self.attempts, (event.provider or event.project, outcome))
             if call is not None and len(call.attempts) > 1:
-                self.retries.inc()
+                self._inc(self.retries, ())
         elif isinstance(event, FellBack):
-            self.fallbacks.labels(event.from_model, event.to_model).inc()
+            self._inc(self.fallbacks, (event.from_model, event.to_model))
         elif isinstance(event, QueueWaited):
-            self.queue_wait.labels(event.priority).observe(event.waited_ms / 1000)
+            self._observe(self.queue_wait, (event.priority,), event.waited_ms / 1000)
         elif isinstance(event, PoolChanged):
-            self.pool_changes.labels(event.project, event.state).inc()
+            self._inc(self.pool_changes, (event.project, event.state))
 
     def _finished(self, call: Call, event: Finished) -> None:
         problem = str(event.problem or "")
         model = call.model or "-"
-        self.requests.labels(call.surface, model, f"{event.status // 100}xx", problem).inc()
+        inc, observe = self._inc, self._observe
+        inc(self.requests, (call.surface, model, _CLASSES[event.status // 100], problem))
         if problem in _REFUSALS:
-            self.refusals.labels(problem).inc()
+            inc(self.refusals, (problem,))
         operation = _operation(call)
-        self.duration.labels(operation, model).observe(call.elapsed_ms() / 1000)
+        observe(self.duration, (operation, model), call.elapsed_ms() / 1000)
         if call.first_byte_ms is not None:
-            self.ttfb.labels(model).observe(call.first_byte_ms / 1000)
+            observe(self.ttfb, (model,), call.first_byte_ms / 1000)
         if call.cache is not None:
-            self.cache.labels(call.cache).inc()
+            inc(self.cache, (call.cache,))
             if call.cache in ("HIT", "SEMANTIC-HIT"):
-                self.saved.inc(call.cache_saved_usd)
+                inc(self.saved, (), call.cache_saved_usd)
         tokens = Tokens.of(event.usage)
         if not (tokens.prompt or tokens.candidates or tokens.thoughts):
             return
         tenant = self.tenant(call.tenant.name if call.tenant is not None else "anonymous")
         for kind, count in (("input", tokens.prompt),
                             ("output", tokens.candidates + tokens.thoughts)):
-            self.token_usage.labels(operation, model, kind).observe(count)
-            self.tokens.labels(tenant, model, kind).inc(count)
-        cost = self.cost(call, tokens)
+            observe(self.token_usage, (operation, model, kind), count)
+            inc(self.tokens, (tenant, model, kind), count)
+        cost = call.cost_usd if call.cost_usd is not None else self.cost(call, tokens)
         if cost:
-            self.spent.labels(tenant, model).inc(cost)
+            inc(self.spent, (tenant, model), cost)
 
 
 class StateCollector(Collector):

@@ -86,6 +86,7 @@ class Call:
     cache_age_s: float = 0.0  # a hit's entry's age
     cache_similarity: float | None = None  # a semantic hit's
     cache_saved_usd: float = 0.0  # what a hit would have cost upstream
+    cost_usd: float | None = None  # what it cost upstream, once the meter has counted it
     first_byte_ms: float | None = None  # a stream's first chunk in hand (from arrival)
     cache_vector: Any = None  # (context, embedding) of the last user turn, to index if kept
     attempts: list[Attempt] = field(default_factory=list)

@@ -59,7 +59,7 @@ class Meter:
         last = call.attempts[-1] if call.attempts else None
         provider = (last.provider if last else None) or GEMINI
         project = last.project if last and last.provider is None else None
-        cost = self.cost(call, tokens)
+        cost = call.cost_usd = self.cost(call, tokens)
         hit = call.cache in ("HIT", "SEMANTIC-HIT")
         key = call.tenant.key
         if (tokens.candidates or tokens.thoughts) and not hit:
