@@ -58,12 +58,14 @@ class RunningGateway:
             app = build_app(settings, clock, health)
             holder["pool"] = app[POOL]
             holder["events"] = app[EVENTS]
+            holder["app"] = app
             return app
 
         self._server = BackgroundServer(make)
         self.url = self._server.url
         self.pool = holder["pool"]
         self.events = holder["events"]  # the pipeline's Events: tests may listen
+        self.app = holder["app"]
 
     def pool_view(self) -> list[dict[str, Any]]:
         answer = requests.get(self.url + "/admin/pool",

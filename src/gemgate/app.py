@@ -49,6 +49,7 @@ from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.memory import MemoryRateState
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.storage import Store
+from gemgate.tracing import Tracing
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool
@@ -59,6 +60,7 @@ POOL = web.AppKey("pool", KeyPool)
 STORE = web.AppKey("store", object)  # the storage backend (gemgate.storage.Store)
 AUTH = web.AppKey("auth", Authenticator)
 EVENTS = web.AppKey("events", Events)
+TRACING = web.AppKey("tracing", Tracing)
 
 
 def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook,
@@ -173,6 +175,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             if semantic.enabled else None
         cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices,
                               embedder, backends.vector_index() if semantic.enabled else None)
+    tracing = Tracing(settings.tracing, events) if settings.tracing.enabled else None
     metrics = Metrics(events, meter.cost, settings.metrics.max_tenants) \
         if settings.metrics.enabled else None
     if metrics is not None:
@@ -196,6 +199,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[EVENTS] = events
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
     app[SHUTDOWN_GRACE_S] = settings.server.shutdown_grace_s
+    if tracing is not None:
+        app[TRACING] = tracing
     if store is not None:
         app[STORE] = store
     prefix = settings.path_prefix
@@ -247,6 +252,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             await store.close()
         await alerts.close()
         await backends.close()
+        if tracing is not None:
+            tracing.shutdown()
         writer = access_log()
         if writer is not None:
             writer.flush()

@@ -33,6 +33,7 @@ from gemgate.config.settings import (
     StoreConfig,
     TenantConfig,
     Tier,
+    TracingConfig,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "CorsConfig", "LedgerConfig", "LimitsConfig", "OpenAIConfig", "OutlierConfig", "PriceConfig",
     "Priority", "ProjectConfig", "ProviderConfig", "RemoteImagesConfig", "RetryConfig",
     "SchedulingConfig", "SemanticCacheConfig", "ServerConfig", "Settings", "StateConfig",
-    "StoreConfig", "TenantConfig", "Tier", "check_proxy", "clean_key", "load_settings",
+    "StoreConfig", "TenantConfig", "Tier", "TracingConfig", "check_proxy", "clean_key",
+    "load_settings",
     "projects_from_env", "proxy_options", "tenants_from_env",
 ]

@@ -147,6 +147,14 @@ class MetricsConfig(_Strict):
     max_tenants: int = Field(default=50, ge=1)  # tenants named in labels; the rest: "other"
 
 
+class TracingConfig(_Strict):
+    """OpenTelemetry traces (needs `pip install 'gemgate[otel]'`)."""
+
+    enabled: bool = False
+    service_name: str = "gemgate"
+    otlp_endpoint: str | None = None  # e.g. http://collector:4318/v1/traces
+
+
 class StateConfig(_Strict):
     """Where the counts every replica must agree on live: this process's memory (one gateway),
     or Redis (replicas and workers share quota windows, key health, budgets, upload sessions)."""
@@ -339,6 +347,7 @@ class Settings(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)

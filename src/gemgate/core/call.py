@@ -87,6 +87,8 @@ class Call:
     cache_similarity: float | None = None  # a semantic hit's
     cache_saved_usd: float = 0.0  # what a hit would have cost upstream
     cost_usd: float | None = None  # what it cost upstream, once the meter has counted it
+    trace: Any = None  # the request's span and its context (gemgate.tracing), when tracing
+    trace_id: str | None = None
     first_byte_ms: float | None = None  # a stream's first chunk in hand (from arrival)
     cache_vector: Any = None  # (context, embedding) of the last user turn, to index if kept
     attempts: list[Attempt] = field(default_factory=list)

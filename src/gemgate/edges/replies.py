@@ -96,6 +96,8 @@ def gateway_headers(call: Call) -> dict[str, str]:
         headers["x-gemgate-model"] = call.model
     if call.route_reason:
         headers["x-gemgate-route"] = call.route_reason
+    if call.trace is not None:
+        headers["traceparent"] = call.trace["traceparent"]
     if call.cache is not None:
         headers["x-gemgate-cache"] = call.cache
         if call.cache in ("HIT", "SEMANTIC-HIT"):

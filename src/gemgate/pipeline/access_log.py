@@ -31,6 +31,8 @@ def line(call: Call, event: Finished) -> dict[str, object]:
     }
     if event.usage:
         fields["tokens"] = event.usage
+    if call.trace_id is not None:
+        fields["trace_id"] = call.trace_id
     return fields
 
 

@@ -21,7 +21,8 @@ from gemgate.simulator.tokens import count_request, count_text
 VERSIONS = "v1beta|v1|v1alpha"
 _ERROR_KINDS = frozenset({"429", "500", "503", "504", "reset"})
 _LATENCY_KINDS = frozenset({"latency"})
-_SEEN_HEADERS = ("user-agent", "x-server-timeout", "x-goog-api-client", "x-gemgate-request-id")
+_SEEN_HEADERS = ("user-agent", "x-server-timeout", "x-goog-api-client", "x-gemgate-request-id",
+                 "traceparent")
 _JSON = "application/json; charset=UTF-8"
 
 
