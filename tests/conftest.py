@@ -37,6 +37,14 @@ def post(url: str, body: Any = None, *, key: str | None = "sim-free-key-1",
                          headers=sent, params=params, timeout=30)
 
 
+def eventually(holds: Callable[[], bool], within_s: float, what: str) -> None:
+    """Waits until `holds()` is true, failing with `what` after `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while not holds():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 # ---- the gateway, in-process, in front of a simulator ------------------------------------
 
 TOKEN = "gg-test-token-0001"
