@@ -4,6 +4,7 @@ shared but Redis) in front of a simulator that enforces a project's real limits.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -82,6 +83,13 @@ def test_two_replicas_keep_a_projects_rpm_together() -> None:
         assert refused and all(a.status_code in (200, 429) for a in answers)
         assert find_detail(refused[0].json()["error"], "RetryInfo")["retryDelay"]
         assert _upstream_429s(sim) == 0
+        # Either replica's metrics show the shared window against its limit.
+        scraped = requests.get(two.url + "/metrics", timeout=5).text
+        used = re.search(r'gemgate_quota_used\{model="gemini-2.5-flash",project="solo",'
+                         r'window="rpm"\} (\S+)', scraped)
+        assert used is not None and 1 <= float(used.group(1)) <= 4, scraped[-2000:]
+        assert 'gemgate_quota_limit{model="gemini-2.5-flash",project="solo",window="rpm"} 4.0' \
+            in scraped
 
 
 def test_without_shared_state_two_replicas_trip_googles_limit() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -103,25 +103,34 @@ def _told(events: Events, health: HealthState) -> Callable[[Shared], None]:
 
 def _state_reader(pool: KeyPool, limits: LimitBook, scheduler: Scheduler | None,
                   budgets: Budgets, book: KeyBook, store: Store | None,
-                  backends: Backends) -> Callable[[], dict[str, Any]]:
-    """What the metrics read at scrape time (never on a request's way)."""
+                  backends: Backends) -> tuple[Callable[[], dict[str, Any]],
+                                               Callable[[], Awaitable[None]]]:
+    """What the metrics read at scrape time (never on a request's way), and what must be
+    fetched first (the shared quota windows, when they are in Redis)."""
+    state = scheduler.state if scheduler is not None else None
+    shared: dict[tuple[str, str, str], int] = {}
+
+    async def fetch() -> None:
+        if isinstance(state, RedisRateState):
+            shared.clear()
+            shared.update(await state.in_use())
 
     def read() -> dict[str, Any]:
-        quota: dict[tuple[str, str, str], tuple[int, int]] = {}
-        state = scheduler.state if scheduler is not None else None
-        local = state.local if isinstance(state, RedisRateState) else state
-        if isinstance(local, MemoryRateState):
-            for (project, model, window), used in local.in_use().items():
-                cap = getattr(limits.of(project, model), window)
-                if cap:
-                    quota[(project, model, window)] = (used, cap)
+        in_use = dict(shared)
+        if isinstance(state, MemoryRateState):
+            in_use = state.in_use()
+        quota = {}
+        for (project, model, window), used in in_use.items():
+            cap = getattr(limits.of(project, model), window)
+            if cap:
+                quota[(project, model, window)] = (used, cap)
         ledger = store.ledger if store is not None else None
         return {"projects": pool.view(), "quota": quota,
                 "budgets": budgets.used(book.keys()),
                 "ledger_backlog": ledger.backlog() if ledger is not None else 0,
                 "shared": backends.view()}
 
-    return read
+    return read, fetch
 
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time,
@@ -179,8 +188,9 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     metrics = Metrics(events, meter.cost, settings.metrics.max_tenants) \
         if settings.metrics.enabled else None
     if metrics is not None:
-        metrics.add_collector(StateCollector(_state_reader(pool, limits, scheduler, budgets, book,
-                                                           store, backends)))
+        read, fetch = _state_reader(pool, limits, scheduler, budgets, book, store, backends)
+        metrics.add_collector(StateCollector(read))
+        metrics.before_scrape(fetch)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))

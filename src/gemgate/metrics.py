@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
@@ -85,6 +85,7 @@ class Metrics:
         if self.shared_dir is not None:  # chosen now, whenever prometheus_client was imported
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         self._collectors: list[Collector] = []
+        self._prepare: list[Callable[[], Awaitable[None]]] = []
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._counts: dict[tuple[Any, tuple[str, ...]], float] = {}
         self._observed: dict[tuple[Any, tuple[str, ...]], tuple[list[int], list[float]]] = {}
@@ -177,6 +178,14 @@ class Metrics:
         while True:
             await asyncio.sleep(1.0)
             self.flush()
+
+    def before_scrape(self, prepare: Callable[[], Awaitable[None]]) -> None:
+        """Work to await before a scrape (reading the shared state, a network round trip)."""
+        self._prepare.append(prepare)
+
+    async def prepare(self) -> None:
+        for prepare in self._prepare:
+            await prepare()
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)

@@ -44,6 +44,7 @@ class OpsEdge:
                 return json_reply(403, gateway_error(403, ProblemId.ADMIN_ONLY,
                                                      lang_of(request),
                                                      "/metrics needs the metrics token."))
+        await self.metrics.prepare()
         return web.Response(body=self.metrics.scrape(),
                             content_type="text/plain", charset="utf-8",
                             headers={"Cache-Control": "no-store"})

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gemgate.state import Limits, Reservation, Scope, ScopeFull
@@ -72,6 +73,7 @@ class RedisRateState:
         self._merge = link.client.register_script(MERGE)
         self.on_room: Callable[[str], None] = lambda model: None  # set by the scheduler's owner
         self._local_counts: dict[tuple[str, str], list[int]] = {}  # counted while away
+        self.seen: set[tuple[str, str]] = set()  # (project, model) admitted here: for metrics
         link.on_up(self.reconcile)
 
     def _keys(self, project: str, model: str) -> list[str]:
@@ -113,6 +115,7 @@ class RedisRateState:
         if index < 0:
             return None, rest[0] / 1000
         project, limits = listed[index]
+        self.seen.add((project, model))
         bucket, day_bucket, scope_bucket = rest
         project_keys = keys[index * 3: index * 3 + 3]
         changes = []  # (key, bucket or '', amount counted): what a cancel gives back
@@ -180,6 +183,40 @@ class RedisRateState:
         pipe.expire(key, 600)  # a replica that died while requests waited: forgotten soon
         with contextlib.suppress(Down):
             await self.link.call(pipe.execute())
+
+    async def in_use(self) -> dict[tuple[str, str, str], int]:
+        """What the shared windows hold now, by (project, model, rpm | tpm | rpd), for the
+        project and model pairs this replica has admitted to: one pipelined round trip, at
+        scrape time."""
+        pairs = sorted(self.seen)
+        pipe = self.link.client.pipeline(transaction=False)
+        pipe.time()
+        for project, model in pairs:
+            rpm, tpm, rpd = self._keys(project, model)
+            pipe.hgetall(rpm)
+            pipe.hgetall(tpm)
+            pipe.hgetall(rpd) if self.day_span_ms else pipe.get(rpd)
+        try:
+            answers = await self.link.call(pipe.execute())
+        except Down:  # what this replica counts on its own meanwhile
+            return self.local.in_use()
+        seconds, micros = answers[0]
+        now = int(seconds) * 1000 + int(micros) // 1000
+        found: dict[tuple[str, str, str], int] = {}
+        for n, (project, model) in enumerate(pairs):
+            rpm, tpm, rpd = answers[1 + n * 3: 4 + n * 3]
+            found[(project, model, "rpm")] = self._live(rpm, now, self.span_ms, self.width_ms)
+            found[(project, model, "tpm")] = self._live(tpm, now, self.span_ms, self.width_ms)
+            found[(project, model, "rpd")] = (
+                self._live(rpd, now, self.day_span_ms, self.day_span_ms // 60)
+                if self.day_span_ms else int(rpd or 0))
+        return found
+
+    @staticmethod
+    def _live(buckets: dict[Any, Any], now: int, span: int, width: int) -> int:
+        """A window's total: the buckets whose end is not older than the window."""
+        return sum(int(amount) for start, amount in (buckets or {}).items()
+                   if int(start) + width > now - span)
 
     async def listen(self) -> None:
         """Wakes this replica's queues when another replica frees room (until cancelled)."""
