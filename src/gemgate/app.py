@@ -20,6 +20,8 @@ from gemgate.cache.semantic import GatewayEmbedder
 from gemgate.cache.stage import ResponseCache
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
+from gemgate.console.pages import ConsoleEdge
+from gemgate.console.sessions import Sessions
 from gemgate.core.events import Events, Finished, PoolChanged, ProviderRested, Shared
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
@@ -218,6 +220,10 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     app.add_routes(AdminEdge(pool, providers, backends.view, settings.admin_key, keys,
                              store.ledger if store else None,
                              settings.timezone, bodies, owners, cache).routes(prefix))
+    app.add_routes(ConsoleEdge(Sessions(backends.records_for("console"), settings.admin_key),
+                               pool, store.ledger if store else None, settings.timezone,
+                               cache.stats if cache is not None else lambda: None
+                               ).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, backends.records, prefix,

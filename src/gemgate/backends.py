@@ -52,9 +52,13 @@ class Backends:
         self.link = Link(settings.state) if settings.state.backend == "redis" else None
         self.health: HealthState = health or (
             RedisHealth(self.link) if self.link is not None else LocalHealth())
-        self.records: Records = (RedisRecords(self.link, "uploads") if self.link is not None
-                                 else MemoryRecords())
+        self.records: Records = self.records_for("uploads")
         self.store: Store | None = None
+
+    def records_for(self, space: str) -> Records:
+        """Small records with a lifetime (upload sessions, console sessions), shared when the
+        state is."""
+        return RedisRecords(self.link, space) if self.link is not None else MemoryRecords()
 
     def make_store(self, clock: Callable[[], float]) -> Store | None:
         """The storage backend (None with the ledger switched off)."""

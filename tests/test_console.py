@@ -1,0 +1,99 @@
+"""The web console in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+driven by Selenium; `.ci/run` installs them): sign in, the pages, sessions and CSRF, escaping."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from gemgate.simulator import run_simulator
+from tests.conftest import ADMIN, TOKEN, run_gateway
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.fail("Chromium is needed (apt-get install chromium chromium-driver); "
+                    "`bash .ci/run` installs it")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--disable-gpu", "--window-size=420,900"):  # a phone's width
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+@pytest.fixture(scope="module")
+def console() -> Iterator[Any]:
+    tenants = [{"name": "team", "token": TOKEN}, {"name": XSS, "token": "gg-xss-tenant-01"}]
+    projects = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]},
+                {"name": "dead", "keys": ["not-a-real-key-9"]}]
+    with run_simulator() as sim, run_gateway(sim.url, projects, tenants=tenants) as gateway:
+        for token in (TOKEN, "gg-xss-tenant-01", "gg-xss-tenant-01"):
+            requests.post(gateway.url + "/v1beta/models/gemini-2.5-flash:generateContent",
+                          json={"contents": [{"parts": [{"text": "hi"}]}]},
+                          headers={"x-goog-api-key": token}, timeout=10)
+        yield gateway
+
+
+def _sign_in(browser: webdriver.Chrome, url: str, key: str = ADMIN) -> None:
+    browser.get(url + "/console/login?lang=en")
+    browser.find_element(By.ID, "admin-key").send_keys(key)
+    browser.find_element(By.ID, "sign-in").click()
+
+
+def test_signing_in_shows_the_overview_and_the_upstream(browser: webdriver.Chrome,
+                                                        console: Any) -> None:
+    browser.delete_all_cookies()
+    browser.get(console.url + "/console/overview")
+    assert browser.current_url.endswith("/console/login")  # no session: sent to sign in
+    _sign_in(browser, console.url, "gg-wrong-admin-key")
+    assert browser.find_element(By.ID, "login-failed").is_displayed()
+    _sign_in(browser, console.url)
+    assert browser.current_url.endswith("/console/overview")
+    tenants = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#usage-today .tenant")]
+    assert "team" in tenants and XSS in tenants  # shown as text: escaped, inert
+    assert browser.execute_script("return document.querySelectorAll('main script').length") == 0
+    browser.find_element(By.ID, "nav-upstream").click()
+    dead = browser.find_element(By.ID, "project-dead")
+    assert "disabled" in dead.text and "not-a-real-key-9" not in browser.page_source
+    assert "sim-…ey-1" in browser.page_source  # keys only ever masked
+    browser.find_element(By.ID, "switch-language").click()
+    assert "上游" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.get(console.url + "/console/upstream?lang=en")
+    browser.find_element(By.ID, "sign-out").click()
+    browser.get(console.url + "/console/overview")
+    assert browser.current_url.endswith("/console/login")
+
+
+def test_the_session_cookie_and_the_headers_are_strict(console: Any) -> None:
+    session = requests.Session()
+    answer = session.post(console.url + "/console/login", data={"key": ADMIN},
+                          allow_redirects=False, timeout=10)
+    assert answer.status_code == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    page = session.get(console.url + "/console/overview", timeout=10)
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert page.headers["X-Frame-Options"] == "DENY"
+    # A forged change (no CSRF token) is refused and leaves the session alone.
+    forged = session.post(console.url + "/console/logout", data={}, allow_redirects=False,
+                          timeout=10)
+    assert forged.status_code == 403
+    assert session.get(console.url + "/console/overview", allow_redirects=False,
+                       timeout=10).status_code == 200
