@@ -97,3 +97,41 @@ def test_the_session_cookie_and_the_headers_are_strict(console: Any) -> None:
     assert forged.status_code == 403
     assert session.get(console.url + "/console/overview", allow_redirects=False,
                        timeout=10).status_code == 200
+
+
+def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
+        browser: webdriver.Chrome, console: Any) -> None:
+    from tests.conftest import sdk
+
+    browser.delete_all_cookies()
+    _sign_in(browser, console.url)
+    browser.find_element(By.ID, "nav-keys").click()
+    browser.find_element(By.ID, "key-name").send_keys("console-made")
+    browser.find_element(By.ID, "key-budget").send_keys("2")
+    browser.find_element(By.ID, "create-key").click()
+    secret = browser.find_element(By.ID, "new-secret").text
+    assert secret.startswith("gk-")
+    browser.get(console.url + "/console/keys")
+    assert secret not in browser.page_source  # shown once, then only its mask
+    assert "console-made" in browser.find_element(By.ID, "virtual-keys").text
+    client = sdk(console.url, secret)  # kept: a client collected mid-call closes its session
+    answer = client.models.generate_content(model="gemini-2.5-flash",
+                                            contents="from the console key")
+    assert answer.text
+    browser.get(console.url + "/console/usage?by=tenant&since=1d")
+    groups = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#usage .group")]
+    assert "console-made" in groups
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    exported = requests.get(console.url + "/console/usage.csv?by=tenant&since=1d",
+                            cookies=cookies, timeout=10)
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    assert any(line.startswith("console-made,") for line in exported.text.splitlines())
+    # Revoked from the console: the SDK is refused at once.
+    browser.get(console.url + "/console/keys")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#virtual-keys tbody tr")
+               if "console-made" in r.text)
+    row.find_element(By.CLASS_NAME, "revoke").click()
+    refused = requests.post(console.url + "/v1beta/models/gemini-2.5-flash:generateContent",
+                            json={"contents": [{"parts": [{"text": "again"}]}]},
+                            headers={"x-goog-api-key": secret}, timeout=10)
+    assert refused.status_code == 401

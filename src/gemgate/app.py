@@ -222,8 +222,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                              settings.timezone, bodies, owners, cache).routes(prefix))
     app.add_routes(ConsoleEdge(Sessions(backends.records_for("console"), settings.admin_key),
                                pool, store.ledger if store else None, settings.timezone,
-                               cache.stats if cache is not None else lambda: None
-                               ).routes(prefix))
+                               cache.stats if cache is not None else lambda: None,
+                               keys).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, backends.records, prefix,
