@@ -14,7 +14,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from gemgate.simulator import run_simulator
-from tests.conftest import ADMIN, TOKEN, run_gateway
+from tests.conftest import ADMIN, TOKEN, eventually, run_gateway
 
 XSS = "<script>alert(1)</script>"
 
@@ -31,6 +31,7 @@ def browser() -> Iterator[webdriver.Chrome]:
                  "--disable-gpu", "--window-size=420,900"):  # a phone's width
         options.add_argument(flag)
     chrome = webdriver.Chrome(service=Service(driver), options=options)
+    chrome.implicitly_wait(5)  # elements of a page still loading are waited for
     try:
         yield chrome
     finally:
@@ -51,9 +52,12 @@ def console() -> Iterator[Any]:
 
 
 def _sign_in(browser: webdriver.Chrome, url: str, key: str = ADMIN) -> None:
-    browser.get(url + "/console/login?lang=en")
+    form = url + "/console/login?lang=en"
+    browser.get(form)
     browser.find_element(By.ID, "admin-key").send_keys(key)
     browser.find_element(By.ID, "sign-in").click()
+    # A click returns before the browser's POST is answered: wait for the page it leads to.
+    eventually(lambda: browser.current_url != form, 10, "signing in led nowhere")
 
 
 def test_signing_in_shows_the_overview_and_the_upstream(browser: webdriver.Chrome,
@@ -69,13 +73,15 @@ def test_signing_in_shows_the_overview_and_the_upstream(browser: webdriver.Chrom
     assert "team" in tenants and XSS in tenants  # shown as text: escaped, inert
     assert browser.execute_script("return document.querySelectorAll('main script').length") == 0
     browser.find_element(By.ID, "nav-upstream").click()
-    dead = browser.find_element(By.ID, "project-dead")
+    dead = browser.find_element(By.ID, "project-dead")  # waited for (implicitly)
     assert "disabled" in dead.text and "not-a-real-key-9" not in browser.page_source
     assert "sim-…ey-1" in browser.page_source  # keys only ever masked
     browser.find_element(By.ID, "switch-language").click()
-    assert "上游" in browser.find_element(By.TAG_NAME, "h1").text
+    eventually(lambda: "上游" in browser.find_element(By.TAG_NAME, "h1").text, 10,
+               "the page never switched to Chinese")
     browser.get(console.url + "/console/upstream?lang=en")
     browser.find_element(By.ID, "sign-out").click()
+    eventually(lambda: browser.current_url.endswith("/console/login"), 10, "not signed out")
     browser.get(console.url + "/console/overview")
     assert browser.current_url.endswith("/console/login")
 
@@ -109,7 +115,7 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
     browser.find_element(By.ID, "key-name").send_keys("console-made")
     browser.find_element(By.ID, "key-budget").send_keys("2")
     browser.find_element(By.ID, "create-key").click()
-    secret = browser.find_element(By.ID, "new-secret").text
+    secret = browser.find_element(By.ID, "new-secret").text  # waited for (implicitly)
     assert secret.startswith("gk-")
     browser.get(console.url + "/console/keys")
     assert secret not in browser.page_source  # shown once, then only its mask
@@ -131,6 +137,9 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#virtual-keys tbody tr")
                if "console-made" in r.text)
     row.find_element(By.CLASS_NAME, "revoke").click()
+    # The click returns before the browser's POST is answered: wait for the page it leads to.
+    eventually(lambda: "console-made" not in browser.find_element(By.TAG_NAME, "main").text,
+               10, "the key was never shown revoked")
     refused = requests.post(console.url + "/v1beta/models/gemini-2.5-flash:generateContent",
                             json={"contents": [{"parts": [{"text": "again"}]}]},
                             headers={"x-goog-api-key": secret}, timeout=10)
