@@ -20,18 +20,23 @@ from gemgate.cache.semantic import GatewayEmbedder
 from gemgate.cache.stage import ResponseCache
 from gemgate.compat.remote_images import RemoteImages
 from gemgate.config import Settings
+from gemgate.config.view import effective
+from gemgate.console.live import LiveFigures
 from gemgate.console.pages import ConsoleEdge
 from gemgate.console.sessions import Sessions
 from gemgate.core.events import Events, Finished, PoolChanged, ProviderRested, Shared
 from gemgate.edges.admin import AdminEdge
 from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
+from gemgate.edges.guard import AdminGuard
 from gemgate.edges.intake import BodyReader
 from gemgate.edges.openai import OpenAIEdge
+from gemgate.edges.operator import OperatorEdge, QuotaReader
 from gemgate.edges.ops import OpsEdge
 from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
 from gemgate.edges.wire import ClientAddress
+from gemgate.ledger.prompts import PromptKeeper
 from gemgate.logs import access_log
 from gemgate.metrics import Metrics, StateCollector
 from gemgate.pipeline.access_log import write_line
@@ -54,6 +59,7 @@ from gemgate.storage import Store
 from gemgate.tracing import Tracing
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
+from gemgate.upstream.keyring import Keyring
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.prober import Prober
 from gemgate.upstream.providers import Providers
@@ -121,11 +127,7 @@ def _state_reader(pool: KeyPool, limits: LimitBook, scheduler: Scheduler | None,
         in_use = dict(shared)
         if isinstance(state, MemoryRateState):
             in_use = state.in_use()
-        quota = {}
-        for (project, model, window), used in in_use.items():
-            cap = getattr(limits.of(project, model), window)
-            if cap:
-                quota[(project, model, window)] = (used, cap)
+        quota = _with_caps(in_use, limits)
         ledger = store.ledger if store is not None else None
         return {"projects": pool.view(), "quota": quota,
                 "budgets": budgets.used(book.keys()),
@@ -133,6 +135,33 @@ def _state_reader(pool: KeyPool, limits: LimitBook, scheduler: Scheduler | None,
                 "shared": backends.view()}
 
     return read, fetch
+
+
+def _with_caps(in_use: dict[tuple[str, str, str], int],
+               limits: LimitBook) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(project, model, window) → (used, limit), for windows that have a limit."""
+    quota = {}
+    for (project, model, window), used in in_use.items():
+        cap = getattr(limits.of(project, model), window)
+        if cap:
+            quota[(project, model, window)] = (used, cap)
+    return quota
+
+
+def _quota_reader(limits: LimitBook, scheduler: Scheduler | None) -> QuotaReader:
+    """The console's quota bars: each project's use of each model's windows now."""
+    state = scheduler.state if scheduler is not None else None
+
+    async def quota() -> list[dict[str, Any]]:
+        in_use: dict[tuple[str, str, str], int] = {}
+        if isinstance(state, RedisRateState):
+            in_use = await state.in_use()
+        elif isinstance(state, MemoryRateState):
+            in_use = state.in_use()
+        return [{"project": p, "model": m, "window": w, "used": used, "limit": cap}
+                for (p, m, w), (used, cap) in sorted(_with_caps(in_use, limits).items())]
+
+    return quota
 
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time,
@@ -217,13 +246,24 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
         app[STORE] = store
     prefix = settings.path_prefix
     app.add_routes(OpsEdge(pool, backends.view, metrics, settings.metrics.token).routes())
-    app.add_routes(AdminEdge(pool, providers, backends.view, settings.admin_key, keys,
-                             store.ledger if store else None,
-                             settings.timezone, bodies, owners, cache).routes(prefix))
-    app.add_routes(ConsoleEdge(Sessions(backends.records_for("console"), settings.admin_key),
-                               pool, store.ledger if store else None, settings.timezone,
+    sessions = Sessions(backends.records_for("console"), settings.admin_key)
+    guard = AdminGuard(settings.admin_key, sessions, store is not None)
+    ledger = store.ledger if store else None
+    keyring = Keyring(pool, limits, prober, store.keyring if store else None,
+                      store.audit if store else None)
+    live = LiveFigures(events)
+    prompts = PromptKeeper(backends.records_for("prompts"), settings.ledger.prompt_retention_h,
+                           events) if settings.ledger.keep_prompts else None
+    quota = _quota_reader(limits, scheduler)
+    app.add_routes(AdminEdge(pool, providers, backends.view, guard, keys, ledger,
+                             settings.timezone, bodies, owners, cache,
+                             store.audit if store else None).routes(prefix))
+    app.add_routes(OperatorEdge(guard, pool, keyring, quota, ledger, settings, live, prompts,
+                                bodies).routes(prefix))
+    app.add_routes(ConsoleEdge(sessions, pool, ledger, settings.timezone,
                                cache.stats if cache is not None else lambda: None,
-                               keys).routes(prefix))
+                               keys, keyring, quota, live, lambda: effective(settings),
+                               prompts, settings.path_prefix).routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, backends.records, prefix,
@@ -255,12 +295,16 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             await keys.refresh()
             keys.start()
         await owners.load()
+        await keyring.load()
+        if store is not None and settings.store.backend == "postgres":
+            keyring.start(settings.ledger.key_refresh_s)  # replicas share the pool's changes
         prober.start()
 
     async def stop(_: web.Application) -> None:
         for task in listening:
             task.cancel()
         await prober.stop()
+        await keyring.stop()
         await client.close()
         await images.close()
         if keys is not None and store is not None:

@@ -81,6 +81,11 @@ class ProblemId(StrEnum):
     ADMIN_ONLY = "ADMIN_ONLY"
     GATEWAY_FAULT = "GATEWAY_FAULT"
     UPLOAD_UNKNOWN = "UPLOAD_UNKNOWN"
+    KEY_HELD = "KEY_HELD"
+    UPSTREAM_KEY_MALFORMED = "UPSTREAM_KEY_MALFORMED"
+    UPSTREAM_KEY_DUPLICATE = "UPSTREAM_KEY_DUPLICATE"
+    UPSTREAM_KEY_UNCHECKED = "UPSTREAM_KEY_UNCHECKED"
+    UPSTREAM_KEY_UNKNOWN = "UPSTREAM_KEY_UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -588,6 +593,28 @@ PROBLEMS = _table(
     Problem(ProblemId.UPLOAD_UNKNOWN,
             "This upload session is unknown or expired. Start the upload again.",
             "该上传会话不存在或已过期。请重新开始上传。"),
+    # ---- the operator's changes to the pool (console, admin API) -------------------------
+    Problem(ProblemId.KEY_HELD,
+            "An operator took this upstream key out of use; the prober leaves it alone. Enable "
+            "it again in the console (Upstream) or with POST /admin/upstream/keys/ID/enable.",
+            "运维人员停用了该上游密钥，探测不会自动恢复它。可在控制台（上游）或通过 "
+            "POST /admin/upstream/keys/ID/enable 重新启用。"),
+    Problem(ProblemId.UPSTREAM_KEY_MALFORMED,
+            "This line is not an API key (spaces, quotes or a placeholder from the docs); it "
+            "was not added. Copy the key again from https://aistudio.google.com/apikey.",
+            "这一行不是 API 密钥（含空格、引号，或是文档中的占位符），未添加。请从 "
+            "https://aistudio.google.com/apikey 重新复制密钥。"),
+    Problem(ProblemId.UPSTREAM_KEY_DUPLICATE,
+            "This key is already in the pool; nothing changed.",
+            "该密钥已在密钥池中，未做改动。"),
+    Problem(ProblemId.UPSTREAM_KEY_UNCHECKED,
+            "Google could not be reached to check the key; it was added and the prober will "
+            "judge it on the next call. Check the network or proxy with gemgate doctor.",
+            "无法连接 Google 校验该密钥；已先加入，后续调用会判断其是否可用。请用 gemgate doctor "
+            "检查网络或代理。"),
+    Problem(ProblemId.UPSTREAM_KEY_UNKNOWN,
+            "No upstream key has this id; ids are listed by GET /admin/pool.",
+            "没有该 ID 的上游密钥；ID 可从 GET /admin/pool 查到。", status=404),
 )
 
 

@@ -113,6 +113,9 @@ class LedgerConfig(_Strict):
     commit_timeout_s: float = Field(default=5.0, gt=0)
     price_free_tier: bool = False  # count free-tier requests at paid prices (showback)
     key_refresh_s: float = Field(default=1.0, gt=0)  # how soon CLI key changes are seen
+    # Keep each request's body for the console's Requests page (off: prompts are not kept).
+    keep_prompts: bool = False
+    prompt_retention_h: float = Field(default=24.0, gt=0)
 
 
 class SemanticCacheConfig(_Strict):

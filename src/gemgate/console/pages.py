@@ -1,90 +1,89 @@
-"""The console's pages: sign-in, overview, upstream — rendered on the server from the same
-sources the admin API reads (the pool, the ledger's reports, the cache), every value escaped.
+"""The console's pages: rendered on the server from the same sources the admin API reads (the
+pool, the ledger's reports, the cache), every value escaped. Every change a page offers is a
+call to the admin API from static/console.js, with the session's CSRF token (edges/guard.py):
+the console can do nothing a script with the admin key cannot.
 
-Every page answers with a strict Content-Security-Policy (only this origin's stylesheet; no
-script, no frames), no-store caching, and no referrer. Without a session a page redirects to
-sign-in; a change (sign-out) needs the session's CSRF token.
+Every page answers with a strict Content-Security-Policy (this origin's stylesheet and script;
+no inline script, no frames), no-store caching, and no referrer. Without a session a page
+redirects to sign-in; sign-out needs the session's CSRF token.
+
+A page load costs a bounded number of requests: the page, its stylesheet and its script
+(cached for an hour), and on the Overview one small JSON call every 5 s while the tab shows.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gemgate.access.service import KeyService
-from gemgate.access.store import KeyConflict, KeyInvalid, KeyNotFound
+from gemgate.console.live import LiveFigures
 from gemgate.console.sessions import COOKIE, LIFETIME_S, Session, Sessions
-from gemgate.ledger.report import GROUPS, MEASURES, Report, ReportError, parse_when, to_csv
-from gemgate.problems import language
+from gemgate.console.words import WORDS
+from gemgate.ledger.prompts import PromptKeeper
+from gemgate.ledger.report import (
+    GROUPS,
+    MEASURES,
+    Report,
+    ReportError,
+    parse_when,
+    to_csv,
+)
+from gemgate.ledger.search import RequestQuery, SearchError
+from gemgate.problems import ProblemId, language, problem
 from gemgate.storage import LedgerStore
+from gemgate.upstream.keyring import TIERS, Keyring
 from gemgate.upstream.pool import KeyPool
 
 _HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _STATIC = Path(__file__).parent / "static"
-_WORDS = {
-    "en": {"title": "gemgate console", "sign_in": "Sign in", "admin_key": "Admin key",
-           "wrong_key": "That is not the admin key.", "overview": "Overview",
-           "upstream": "Upstream", "sign_out": "Sign out", "projects": "Projects",
-           "keys": "Keys", "active": "active", "cooling": "cooling", "disabled": "disabled",
-           "today": "Today", "requests": "Requests", "errors": "Errors", "cost": "Cost (USD)",
-           "tenant": "Tenant", "cache": "Cache", "hit_rate": "Hit rate", "project": "Project",
-           "key": "Key", "state": "State", "reason": "Reason", "cooling_for": "Cooling (s)",
-           "in_flight": "In flight", "no_ledger": "The ledger is switched off.",
-           "language": "中文", "other_lang": "zh", "virtual_keys": "Virtual keys",
-           "usage": "Usage", "name": "Name", "daily_budget": "Daily budget (USD)",
-           "create": "Create", "revoke": "Revoke", "spent_today": "Spent today (USD)",
-           "secret_once": "Copy this secret now: it is shown this once.",
-           "group_by": "Group by", "since": "Since", "show": "Show", "csv": "Export CSV"},
-    "zh": {"title": "gemgate 控制台", "sign_in": "登录", "admin_key": "管理员密钥",
-           "wrong_key": "管理员密钥不正确。", "overview": "概览", "upstream": "上游",
-           "sign_out": "退出", "projects": "项目", "keys": "密钥", "active": "可用",
-           "cooling": "冷却中", "disabled": "已停用", "today": "今天", "requests": "请求数",
-           "errors": "错误数", "cost": "费用（美元）", "tenant": "租户", "cache": "缓存",
-           "hit_rate": "命中率", "project": "项目", "key": "密钥", "state": "状态",
-           "reason": "原因", "cooling_for": "冷却剩余（秒）", "in_flight": "进行中",
-           "no_ledger": "账本已关闭。", "language": "English", "other_lang": "en",
-           "virtual_keys": "虚拟密钥", "usage": "用量", "name": "名称",
-           "daily_budget": "每日预算（美元）", "create": "创建", "revoke": "吊销",
-           "spent_today": "今日花费（美元）", "secret_once": "请立即复制此密钥：它只显示这一次。",
-           "group_by": "分组", "since": "起始", "show": "查看", "csv": "导出 CSV"},
-}
+_ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+_PAGE_ROWS = 50
 Page = Callable[[web.Request, Session], Awaitable[web.Response]]
+QuotaReader = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
 class ConsoleEdge:
     def __init__(self, sessions: Sessions, pool: KeyPool, ledger: LedgerStore | None,
                  timezone: str, cache_stats: Callable[[], dict[str, Any] | None],
-                 keys: KeyService | None = None) -> None:
+                 keys: KeyService | None, keyring: Keyring, quota: QuotaReader,
+                 live: LiveFigures, config: Callable[[], dict[str, Any]],
+                 prompts: PromptKeeper | None, prefix: str = "") -> None:
         self.sessions, self.pool, self.ledger, self.keys = sessions, pool, ledger, keys
         self.zone, self.cache_stats = ZoneInfo(timezone), cache_stats
+        self.keyring, self.quota, self.live, self.config = keyring, quota, live, config
+        self.prompts, self.admin = prompts, f"{prefix}/admin"
+        self.base = f"{prefix}/console"
         self.templates = Environment(loader=PackageLoader("gemgate.console", "templates"),
                                      autoescape=select_autoescape(default=True))
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
-        base = f"{prefix}/console"
-        self.base = base
+        base, signed_in = self.base, self._signed_in
         return [web.get(base, self.home), web.get(f"{base}/", self.home),
                 web.get(f"{base}/login", self.login_form), web.post(f"{base}/login", self.login),
-                web.post(f"{base}/logout", self._signed_in(self.logout, change=True)),
-                web.get(f"{base}/overview", self._signed_in(self.overview)),
-                web.get(f"{base}/upstream", self._signed_in(self.upstream)),
-                web.get(f"{base}/keys", self._signed_in(self.virtual_keys)),
-                web.post(f"{base}/keys", self._signed_in(self.create_key, change=True)),
-                web.post(f"{base}/keys/revoke", self._signed_in(self.revoke_key, change=True)),
-                web.get(f"{base}/usage", self._signed_in(self.usage)),
-                web.get(f"{base}/usage.csv", self._signed_in(self.usage_csv)),
-                web.get(f"{base}/static/console.css", self.stylesheet)]
+                web.post(f"{base}/logout", signed_in(self.logout, change=True)),
+                web.get(f"{base}/overview", signed_in(self.overview)),
+                web.get(f"{base}/upstream", signed_in(self.upstream)),
+                web.get(f"{base}/keys", signed_in(self.virtual_keys)),
+                web.get(f"{base}/usage", signed_in(self.usage)),
+                web.get(f"{base}/usage.csv", signed_in(self.usage_csv)),
+                web.get(f"{base}/requests", signed_in(self.requests)),
+                web.get(f"{base}/requests/{{id}}", signed_in(self.request_detail)),
+                web.get(f"{base}/settings", signed_in(self.settings)),
+                web.get(f"{base}/static/{{name}}", self.asset)]
 
     # ---- sessions -------------------------------------------------------------------------
 
@@ -114,14 +113,19 @@ class ConsoleEdge:
             return self._page(request, "login.html", {"failed": True}, status=403)
         session = await self.sessions.open()
         answer = self._redirect(f"{self.base}/overview")
+        # The whole prefix: the console's script calls the admin routes with this cookie.
         answer.set_cookie(COOKIE, session.id, max_age=int(LIFETIME_S), httponly=True,
-                          samesite="Strict", secure=request.secure, path=self.base)
+                          samesite="Strict", secure=request.secure, path=self._cookie_path)
         return answer
+
+    @property
+    def _cookie_path(self) -> str:
+        return self.base.removesuffix("/console") or "/"
 
     async def logout(self, request: web.Request, session: Session) -> web.Response:
         await self.sessions.close(session.id)
         answer = self._redirect(f"{self.base}/login")
-        answer.del_cookie(COOKIE, path=self.base)
+        answer.del_cookie(COOKIE, path=self._cookie_path)
         return answer
 
     # ---- pages ----------------------------------------------------------------------------
@@ -130,77 +134,62 @@ class ConsoleEdge:
         counts = {"active": 0, "cooling": 0, "disabled": 0}
         for project in self.pool.view():
             counts[project["state"]] += 1
-        report = None
+        today = yesterday = None
         if self.ledger is not None:
             midnight = datetime.now(self.zone).replace(hour=0, minute=0, second=0,
-                                                       microsecond=0).timestamp()
+                                                       microsecond=0)
+            before = (midnight - timedelta(days=1)).timestamp()
             try:
-                report = await self.ledger.report("tenant", midnight, time.time(),
-                                                  str(self.zone))
+                today = await self.ledger.report("tenant", midnight.timestamp(), time.time(),
+                                                 str(self.zone))
+                yesterday = await self.ledger.report("tenant", before, midnight.timestamp(),
+                                                     str(self.zone))
             except ReportError:
-                report = None
+                today = yesterday = None
         return self._page(request, "overview.html", {
-            "session": session, "projects": counts, "report": report,
-            "cache": self.cache_stats()})
+            "session": session, "projects": counts, "report": today, "yesterday": yesterday,
+            "cache": self.cache_stats(), "live": self.live.figures()})
 
     async def upstream(self, request: web.Request, session: Session) -> web.Response:
-        return self._page(request, "upstream.html", {"session": session,
-                                                     "projects": self.pool.view()})
+        quota: dict[str, list[dict[str, Any]]] = {}
+        for row in await self.quota():
+            quota.setdefault(row["project"], []).append(row)
+        return self._page(request, "upstream.html", {
+            "session": session, "projects": self.pool.view(), "quota": quota, "tiers": TIERS,
+            "audit": await self.keyring.history(20), "hint": _hint, "when": self._when})
 
-    async def virtual_keys(self, request: web.Request, session: Session,
-                           made: tuple[Any, str] | None = None,
-                           problem: str | None = None) -> web.Response:
+    async def virtual_keys(self, request: web.Request, session: Session) -> web.Response:
         keys = []
         if self.keys is not None:
             keys = [(k, self.keys.spent(k)) for k in await self.keys.store.all(False)]
         return self._page(request, "keys.html", {"session": session, "keys": keys,
-                                                 "made": made, "problem": problem,
                                                  "ledger": self.keys is not None})
-
-    async def create_key(self, request: web.Request, session: Session) -> web.Response:
-        if self.keys is None:
-            return await self.virtual_keys(request, session)
-        form = await request.post()
-        spec: dict[str, Any] = {"name": str(form.get("name", "")).strip()}
-        budget = str(form.get("daily_budget_usd", "")).strip()
-        if budget:
-            try:
-                spec["daily_budget_usd"] = float(budget)
-            except ValueError:
-                return await self.virtual_keys(request, session,
-                                               problem=f"daily budget: {budget!r}")
-        try:
-            made = await self.keys.change(self.keys.store.create(spec))
-        except (KeyInvalid, KeyConflict) as exc:
-            return await self.virtual_keys(request, session, problem=str(exc))
-        return await self.virtual_keys(request, session, made=made)  # the secret, shown once
-
-    async def revoke_key(self, request: web.Request, session: Session) -> web.Response:
-        form = await request.post()
-        if self.keys is not None:
-            try:
-                await self.keys.change(self.keys.store.revoke(str(form.get("id", ""))))
-            except (KeyNotFound, KeyConflict) as exc:
-                return await self.virtual_keys(request, session, problem=str(exc))
-        return self._redirect(f"{self.base}/keys")
 
     async def _report(self, request: web.Request) -> Report | str:
         if self.ledger is None:
             return "ledger"
-        by = request.query.get("by", "tenant")
-        since = request.query.get("since", "1d")
+        query = request.query
         try:
-            return await self.ledger.report(by, parse_when(since), None, str(self.zone))
+            until = parse_when(query["until"]) if query.get("until") else None
+            return await self.ledger.report(query.get("by", "tenant"),
+                                            parse_when(query.get("since") or "1d"), until,
+                                            str(self.zone))
         except ReportError as exc:
             return str(exc)
 
     async def usage(self, request: web.Request, session: Session) -> web.Response:
         report = await self._report(request)
+        page = _page_number(request)
+        rows = report.rows if isinstance(report, Report) else []
+        shown = rows[(page - 1) * _PAGE_ROWS: page * _PAGE_ROWS]
+        top = max((r["cost_usd"] for r in shown), default=0.0) or 1.0
         return self._page(request, "usage.html", {
             "session": session, "report": report if isinstance(report, Report) else None,
+            "rows": shown, "top": top, "page": page,
+            "more": len(rows) > page * _PAGE_ROWS,
             "problem": report if isinstance(report, str) else None, "groups": GROUPS,
             "by": request.query.get("by", "tenant"), "since": request.query.get("since", "1d"),
-            "measures": MEASURES})
+            "until": request.query.get("until", ""), "measures": MEASURES})
 
     async def usage_csv(self, request: web.Request, session: Session) -> web.Response:
         report = await self._report(request)
@@ -209,15 +198,58 @@ class ConsoleEdge:
         return web.Response(text=to_csv(report), content_type="text/csv", headers={
             **_HEADERS, "Content-Disposition": 'attachment; filename="gemgate-usage.csv"'})
 
-    async def stylesheet(self, request: web.Request) -> web.Response:
-        return web.Response(body=(_STATIC / "console.css").read_bytes(),
-                            content_type="text/css", headers={"Cache-Control": "max-age=3600"})
+    async def requests(self, request: web.Request, session: Session) -> web.Response:
+        found: list[dict[str, Any]] = []
+        more, complaint = False, None
+        page = _page_number(request)
+        if self.ledger is not None:
+            query = {**request.query, "page": str(page), "limit": str(_PAGE_ROWS)}
+            try:
+                wanted = RequestQuery.of(query, parse_when(request.query.get("since") or "1d"))
+                rows = await self.ledger.search(wanted)
+                found, more = rows[:wanted.limit], len(rows) > wanted.limit
+            except (SearchError, ReportError) as exc:
+                complaint = str(exc)
+        return self._page(request, "requests.html", {
+            "session": session, "found": found, "more": more, "page": page,
+            "problem": complaint, "ledger": self.ledger is not None, "q": request.query,
+            "hint": _hint, "when": self._when, "problems": sorted(ProblemId)})
+
+    async def request_detail(self, request: web.Request, session: Session) -> web.Response:
+        row, prompt = None, None
+        if self.ledger is not None:
+            rows = await self.ledger.search(RequestQuery(request_id=request.match_info["id"],
+                                                         limit=1))
+            row = rows[0] if rows else None
+        if row is not None and self.prompts is not None:
+            prompt = await self.prompts.find(row["request_id"])
+        return self._page(request, "request.html", {
+            "session": session, "row": row, "prompt": prompt,
+            "keeping": self.prompts is not None, "hint": _hint, "when": self._when},
+            status=200 if row is not None else 404)
+
+    async def settings(self, request: web.Request, session: Session) -> web.Response:
+        shown = yaml.safe_dump(self.config(), allow_unicode=True, sort_keys=False)
+        return self._page(request, "settings.html", {"session": session, "shown": shown})
+
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in _ASSETS:
+            raise web.HTTPNotFound()
+        return web.Response(body=(_STATIC / name).read_bytes(), content_type=_ASSETS[name],
+                            headers={"Cache-Control": "max-age=3600",
+                                     "X-Content-Type-Options": "nosniff"})
 
     # ---- rendering ------------------------------------------------------------------------
 
+    def _when(self, ts: float | None) -> str:
+        if ts is None:
+            return ""
+        return datetime.fromtimestamp(ts, self.zone).strftime("%Y-%m-%d %H:%M:%S")
+
     def _lang(self, request: web.Request) -> str:
         asked = request.query.get("lang") or request.cookies.get("gemgate_lang")
-        if asked in _WORDS:
+        if asked in WORDS:
             return asked
         return language(request.headers.get("Accept-Language"))
 
@@ -225,13 +257,27 @@ class ConsoleEdge:
               status: int = 200) -> web.Response:
         lang = self._lang(request)
         body = self.templates.get_template(name).render(
-            t=_WORDS[lang], lang=lang, base=self.base, path=request.path, **values)
+            t=WORDS[lang], lang=lang, base=self.base, admin=self.admin, path=request.path,
+            **values)
         answer = web.Response(text=body, status=status, content_type="text/html",
                               headers=_HEADERS)
-        if request.query.get("lang") in _WORDS:
+        if request.query.get("lang") in WORDS:
             answer.set_cookie("gemgate_lang", lang, max_age=365 * 86400, samesite="Strict",
                               path=self.base)
         return answer
 
     def _redirect(self, to: str) -> web.Response:
         return web.Response(status=303, headers={**_HEADERS, "Location": to})
+
+
+def _hint(found: str | None, lang: str) -> str:
+    if not found or found not in ProblemId.__members__:
+        return ""
+    return problem(ProblemId(found)).hint(lang)
+
+
+def _page_number(request: web.Request) -> int:
+    try:
+        return max(1, int(request.query.get("page") or 1))
+    except ValueError:
+        return 1

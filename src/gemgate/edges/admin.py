@@ -6,8 +6,8 @@ rotated it, and never again.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,83 +15,48 @@ from aiohttp import web
 
 from gemgate.access.service import KeyService
 from gemgate.access.vkeys import VirtualKey
+from gemgate.audit import AuditEntry, AuditStore
 from gemgate.cache.stage import ResponseCache
 from gemgate.ledger import report as reports
-from gemgate.pipeline.inbound import BodyProblem
 from gemgate.problems import ProblemId
-from gemgate.problems import problem as problem_record
 from gemgate.storage import LedgerStore
-from gemgate.storage.sqlite.keys import KeyConflict, KeyInvalid, KeyNotFound
+from gemgate.storage.sqlite.keys import KeyInvalid
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.pool import KeyPool
 from gemgate.upstream.providers import Providers
 
+from .guard import ACTOR, AdminGuard
 from .intake import BodyReader
 from .replies import gateway_error, json_reply, lang_of
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AdminEdge:
     def __init__(self, pool: KeyPool, providers: Providers,
-                 shared: Callable[[], list[dict[str, Any]]], admin_key: str | None,
+                 shared: Callable[[], list[dict[str, Any]]], guard: AdminGuard,
                  keys: KeyService | None, ledger: LedgerStore | None, timezone: str,
                  bodies: BodyReader, owners: ResourceOwners,
-                 cache: ResponseCache | None = None) -> None:
-        self.pool, self.providers, self.admin_key, self.keys = pool, providers, admin_key, keys
-        self.shared, self.cache = shared, cache
+                 cache: ResponseCache | None = None, audit: AuditStore | None = None) -> None:
+        self.pool, self.providers, self.guard, self.keys = pool, providers, guard, keys
+        self.shared, self.cache, self.audit = shared, cache, audit
         self.ledger, self.timezone, self.bodies = ledger, timezone, bodies
         self.owners = owners
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
-        admin = f"{prefix}/admin"
+        admin, guard = f"{prefix}/admin", self.guard
         return [
-            web.get(f"{admin}/pool", self._guarded(self.pool_state)),
-            web.get(f"{admin}/resources", self._guarded(self.resources)),
-            web.get(f"{admin}/cache", self._guarded(self.cache_stats)),
-            web.delete(f"{admin}/cache", self._guarded(self.cache_purge)),
-            web.get(f"{admin}/vkeys", self._guarded(self.list_keys, True)),
-            web.post(f"{admin}/vkeys", self._guarded(self.create_key, True)),
-            web.get(f"{admin}/vkeys/{{ref}}", self._guarded(self.get_key, True)),
-            web.patch(f"{admin}/vkeys/{{ref}}", self._guarded(self.update_key, True)),
-            web.delete(f"{admin}/vkeys/{{ref}}", self._guarded(self.revoke_key, True)),
-            web.post(f"{admin}/vkeys/{{ref}}/rotate", self._guarded(self.rotate_key, True)),
-            web.post(f"{admin}/vkeys/{{ref}}/revoke", self._guarded(self.revoke_key, True)),
-            web.get(f"{admin}/usage", self._guarded(self.usage, True)),
+            web.get(f"{admin}/pool", guard(self.pool_state)),
+            web.get(f"{admin}/resources", guard(self.resources)),
+            web.get(f"{admin}/cache", guard(self.cache_stats)),
+            web.delete(f"{admin}/cache", guard(self.cache_purge)),
+            web.get(f"{admin}/vkeys", guard(self.list_keys, True)),
+            web.post(f"{admin}/vkeys", guard(self.create_key, True)),
+            web.get(f"{admin}/vkeys/{{ref}}", guard(self.get_key, True)),
+            web.patch(f"{admin}/vkeys/{{ref}}", guard(self.update_key, True)),
+            web.delete(f"{admin}/vkeys/{{ref}}", guard(self.revoke_key, True)),
+            web.post(f"{admin}/vkeys/{{ref}}/rotate", guard(self.rotate_key, True)),
+            web.post(f"{admin}/vkeys/{{ref}}/revoke", guard(self.revoke_key, True)),
+            web.get(f"{admin}/usage", guard(self.usage, True)),
         ]
-
-    def _guarded(self, handler: Handler, needs_ledger: bool = False) -> Handler:
-        """Every admin route: the admin key first, then the handler, with the key store's
-        complaints turned into answers in Google's error shape."""
-
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            lang = lang_of(request)
-            if not self._is_admin(request):
-                return json_reply(403, gateway_error(403, ProblemId.ADMIN_ONLY, lang))
-            if needs_ledger and self.keys is None:
-                return json_reply(503, gateway_error(503, ProblemId.LEDGER_DISABLED, lang))
-            try:
-                return await handler(request)
-            except KeyNotFound as exc:
-                return json_reply(404, gateway_error(404, ProblemId.VKEY_NOT_FOUND, lang, str(exc)))
-            except KeyConflict as exc:
-                return json_reply(409, gateway_error(409, ProblemId.VKEY_CONFLICT, lang, str(exc)))
-            except (KeyInvalid, reports.ReportError) as exc:
-                return json_reply(400, gateway_error(400, ProblemId.INVALID_REQUEST, lang,
-                                                     str(exc)))
-            except BodyProblem as exc:
-                status = problem_record(exc.problem).status
-                return json_reply(status, gateway_error(status, exc.problem, lang))
-
-        return guarded
-
-    def _is_admin(self, request: web.Request) -> bool:
-        """`Authorization: Bearer <admin key>`, the scheme matched exactly (RFC 9110 makes it
-        case-insensitive): `XBearer <key>` or a bare key is not the admin."""
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        given = given.strip()
-        return bool(self.admin_key and scheme.lower() == "bearer" and given
-                    and hmac.compare_digest(given.encode(), self.admin_key.encode()))
 
     async def pool_state(self, request: web.Request) -> web.Response:
         return json_reply(200, {"projects": self.pool.view(),
@@ -118,6 +83,8 @@ class AdminEdge:
                                                  "Name one of tenant, key or namespace."))
         purged = 0 if self.cache is None else await self.cache.store.purge(
             scopes[0] if scopes else None, query.get("model"))
+        await self._audit(request, "cache.purge", scopes[0] if scopes else "everything",
+                          f"{purged} entries")
         return json_reply(200, {"purged": purged})
 
     @property
@@ -148,23 +115,29 @@ class AdminEdge:
         keys = self._keys
         data = await self._json_object(request)
         key, secret = await keys.change(keys.store.create(data))
+        await self._audit(request, "vkey.create", key.id, key.name)
         return json_reply(201, self._view(key, secret))
 
     async def update_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref, patch = request.match_info["ref"], await self._json_object(request)
-        return json_reply(200, self._view(await keys.change(keys.store.update(ref, patch))))
+        key = await keys.change(keys.store.update(ref, patch))
+        await self._audit(request, "vkey.update", key.id, ", ".join(sorted(patch)))
+        return json_reply(200, self._view(key))
 
     async def rotate_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref = request.match_info["ref"]
         key, secret = await keys.change(keys.store.rotate(ref))
+        await self._audit(request, "vkey.rotate", key.id, key.name)
         return json_reply(200, self._view(key, secret))
 
     async def revoke_key(self, request: web.Request) -> web.Response:
         keys = self._keys
         ref = request.match_info["ref"]
-        return json_reply(200, self._view(await keys.change(keys.store.revoke(ref))))
+        key = await keys.change(keys.store.revoke(ref))
+        await self._audit(request, "vkey.revoke", key.id, key.name)
+        return json_reply(200, self._view(key))
 
     async def usage(self, request: web.Request) -> web.Response:
         """GET /admin/usage?by=tenant&since=7d[&until=…][&tenant=…][&format=csv]"""
@@ -189,3 +162,9 @@ class AdminEdge:
             raise KeyInvalid(["the body must be a JSON object"])
         return data
 
+
+    async def _audit(self, request: web.Request, action: str, target: str,
+                     detail: str) -> None:
+        if self.audit is not None:
+            await self.audit.write(AuditEntry(time.time(), request[ACTOR], action, target,
+                                              detail).scrubbed())

@@ -87,6 +87,12 @@ class LimitBook:
         # Told of every limit learnt (Events, and the other replicas).
         self.on_learn: Callable[[LimitLearnt], None] = lambda learnt: None
 
+    def add_project(self, project: str, tier: str) -> None:
+        """A project added while running (upstream/keyring.py): its tier's limits from now."""
+        if project not in self._tiers:
+            self._tiers[project] = tier
+            self._known = {k: v for k, v in self._known.items() if k[0] != project}
+
     def of(self, project: str, model: str) -> Limits:
         known = self._known.get((project, model))
         if known is None:

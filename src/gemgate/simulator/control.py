@@ -40,6 +40,8 @@ class ControlSurface:
             web.patch("/_sim/config", self.tune),
             web.post("/_sim/projects", self.add_project),
             web.post("/_sim/projects/{name}/state", self.project_state),
+            web.post("/_sim/keys/{key}/revoke", self.key_state),
+            web.post("/_sim/keys/{key}/restore", self.key_state),
         ]
 
     def _denied(self, request: web.Request) -> web.Response | None:
@@ -128,3 +130,15 @@ class ControlSurface:
         except KeyError:
             return _problem(f"no project {name}", 404)
         return _json({"project": name, "state": state})
+
+    async def key_state(self, request: web.Request) -> web.Response:
+        """Revokes a key (Google then calls it invalid) or restores it."""
+        if denied := self._denied(request):
+            return denied
+        key = request.match_info["key"]
+        revoked = request.path.endswith("/revoke")
+        try:
+            self.sim.revoke_key(key, revoked)
+        except KeyError:
+            return _problem("no such key", 404)
+        return _json({"revoked": revoked})

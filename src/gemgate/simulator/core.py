@@ -64,6 +64,7 @@ class Simulator:
         self._by_model: Counter[str] = Counter()
         self._by_project: Counter[str] = Counter()
         self._recent: deque[tuple[Any, ...]] = deque(maxlen=1000)
+        self._revoked: set[str] = set()  # keys deleted in "AI Studio": Google calls them invalid
         self.started = time.time()
         # Set by the files surface: which project owns an uploaded file.
         self.file_owner: Callable[[str], str | None] = lambda file_id: None
@@ -111,10 +112,18 @@ class Simulator:
         self._projects[name] = self._projects[name].model_copy(update={"state": state})
         self._callers = {}
 
+    def revoke_key(self, key: str, revoked: bool = True) -> None:
+        """A key deleted by its owner (or restored): Google answers API_KEY_INVALID for it."""
+        if key not in self._owner:
+            raise KeyError(key)
+        (self._revoked.add if revoked else self._revoked.discard)(key)
+
     def identify(self, key: str | None) -> tuple[Caller | None, tuple[int, bytes] | None]:
         """The caller behind a key, or Google's answer for a missing, unknown or barred one."""
         if not key:
             return None, errors.missing_key()
+        if key in self._revoked:
+            return None, errors.invalid_key()
         caller = self._callers.get(key)
         if caller is None:
             name = self._owner.get(key)

@@ -6,14 +6,17 @@ network backend (PostgreSQL) can stand behind them as the embedded SQLite one do
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from gemgate.access.store import KeyStore
+from gemgate.audit import AuditStore
 from gemgate.ledger.record import Record
 from gemgate.ledger.report import Report
+from gemgate.ledger.search import RequestQuery
 from gemgate.upstream.affinity import OwnerStore
+from gemgate.upstream.keyring import KeyringStore
 
-__all__ = ["KeyStore", "LedgerStore", "Store"]
+__all__ = ["AuditStore", "KeyStore", "KeyringStore", "LedgerStore", "Store"]
 
 
 class LedgerStore(Protocol):
@@ -26,6 +29,9 @@ class LedgerStore(Protocol):
     def backlog(self) -> int:
         """Records not yet committed where they belong (waiting, or spooled)."""
 
+    async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
+        """Recent requests, newest first (ledger/search.py): a page and one row more."""
+
 
 class Store(Protocol):
     @property
@@ -36,6 +42,12 @@ class Store(Protocol):
 
     @property
     def owners(self) -> OwnerStore: ...
+
+    @property
+    def keyring(self) -> KeyringStore: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     async def open(self) -> None: ...
 

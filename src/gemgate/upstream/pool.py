@@ -39,6 +39,12 @@ class KeyState:
     failures: int = 0
     outlier: Outlier = field(default_factory=Outlier)
     id: str = ""  # a digest prefix of the secret: the same on every replica, useless to others
+    tag: str = ""  # the operator's label, given when the key was added in the console
+    held: bool = False  # taken out of use by the operator: the prober leaves it alone
+    # The last failure Google answered with (for the console: what, why, when).
+    last_problem: ProblemId | None = None
+    last_reason: str | None = None
+    last_error_at: float | None = None
 
     @property
     def active(self) -> bool:
@@ -49,7 +55,11 @@ class KeyState:
                 else "disabled", "reason": self.disabled_reason,
                 "problem": self.disabled_problem, "disabled_at": self.disabled_at,
                 "in_flight": self.in_flight, "successes": self.successes,
-                "failures": self.failures, "outlier": self.outlier.view(now)}
+                "failures": self.failures, "outlier": self.outlier.view(now),
+                "id": self.id, "tag": self.tag, "held": self.held,
+                "last_error": None if self.last_error_at is None else {
+                    "problem": self.last_problem, "reason": self.last_reason,
+                    "at": self.last_error_at}}
 
 
 @dataclass(slots=True, eq=False)
@@ -186,6 +196,8 @@ class KeyPool:
             key.successes += 1
             return
         key.failures += 1
+        key.last_problem, key.last_reason, key.last_error_at = (verdict.problem, verdict.reason,
+                                                                self.wall())
         if verdict.action == "cool_project":
             self.cool(project, verdict.cooldown_s or self.default_cooldown_s, verdict.reason,
                       model or verdict.quota_model or "*")
@@ -271,12 +283,15 @@ class KeyPool:
         now = self.clock()
         if change.state == "disabled":
             target: KeyState | ProjectState = key if key is not None else project
+            if key is not None:
+                key.held = change.problem == ProblemId.KEY_HELD
             if target.disabled_reason is None:
                 target.disabled_reason, target.disabled_problem = change.reason, change.problem
                 target.disabled_at = self.wall()
                 log.warning("upstream %s taken out of use by another replica: %s",
                             key.masked if key else f"project {project.name}", change.reason)
         elif change.state == "enabled" and key is not None:
+            key.held = False
             key.disabled_reason = key.disabled_problem = None
             project.disabled_reason = project.disabled_problem = None
         elif change.state == "cooling":
@@ -287,14 +302,61 @@ class KeyPool:
             outlier.probing = True
 
     def disabled_keys(self) -> list[KeyState]:
-        """Keys out of service, one per disabled project (its first key stands for it)."""
+        """Keys out of service that the prober may bring back, one per disabled project (its
+        first key stands for it); never a key the operator holds."""
         found = []
         for project in self.projects:
             if project.disabled_reason:
-                found.append(project.keys[0])
+                found += [k for k in project.keys if not k.held][:1]
             else:
-                found += [k for k in project.keys if k.disabled_reason]
+                found += [k for k in project.keys if k.disabled_reason and not k.held]
         return found
+
+    # ---- the operator's changes (upstream/keyring.py keeps them) ----------------------------
+
+    def find_key(self, key_id: str) -> KeyState | None:
+        return next((k for p in self.projects for k in p.keys if k.id == key_id), None)
+
+    def add_key(self, project_name: str, tier: str, secret: str, tag: str = "") -> KeyState:
+        """A key added while running; its project is made when it is new."""
+        project = self._by_name.get(project_name)
+        if project is None:
+            project = self._by_name[project_name] = ProjectState(project_name, tier, None)
+            self.projects.append(project)
+        key = KeyState(secret, project, mask_key(secret), id=key_id(secret), tag=tag)
+        project.keys.append(key)
+        log.info("upstream key %s added to project %s", key.masked, project_name)
+        return key
+
+    def remove_key(self, key: KeyState) -> None:
+        """Takes a key out of the pool for good; a project left without keys goes too. An
+        attempt already holding it finishes (its lease keeps the objects it needs)."""
+        project = key.project
+        if key in project.keys:
+            project.keys.remove(key)
+        if not project.keys and self._by_name.get(project.name) is project:
+            self.projects.remove(project)
+            del self._by_name[project.name]
+        log.info("upstream key %s removed from project %s", key.masked, project.name)
+
+    def hold(self, key: KeyState) -> None:
+        """Out of use by the operator's hand, until the operator says otherwise."""
+        key.held = True
+        key.disabled_reason, key.disabled_problem = "disabled by the operator", ProblemId.KEY_HELD
+        key.disabled_at = self.wall()
+        log.warning("upstream key %s of project %s disabled by the operator", key.masked,
+                    key.project.name)
+        self.on_change(PoolChanged(key.project.name, key.masked, "disabled",
+                                   "disabled by the operator", ProblemId.KEY_HELD, key.id))
+
+    def unhold(self, key: KeyState) -> None:
+        key.held = False
+        key.disabled_reason = key.disabled_problem = None
+        key.disabled_at = None
+        log.info("upstream key %s of project %s enabled by the operator", key.masked,
+                 key.project.name)
+        self.on_change(PoolChanged(key.project.name, key.masked, "enabled", "operator", None,
+                                   key.id))
 
     def soonest_recovery(self, model: str = "") -> float | None:
         """Seconds until a cooling project with a usable key comes back; None if none will."""

@@ -10,10 +10,10 @@ import logging
 import orjson
 
 from gemgate.core.call import Call
-from gemgate.core.classify import classify
+from gemgate.core.classify import Verdict, classify
 from gemgate.problems import ProblemId
 from gemgate.upstream.client import NETWORK_ERRORS, UpstreamClient
-from gemgate.upstream.pool import KeyPool, KeyState, Lease
+from gemgate.upstream.pool import KeyPool, KeyState, Lease, ProjectState
 
 log = logging.getLogger("gemgate.pool")
 _PROBE_BODY = orjson.dumps({"contents": [{"parts": [{"text": "ping"}]}]})
@@ -43,6 +43,23 @@ class Prober:
 
     async def probe(self, key: KeyState) -> bool:
         """True when the key works again (a 404 for the probe model still proves the key)."""
+        verdict = await self.check(key)
+        if verdict is not None and (verdict.ok or verdict.problem == ProblemId.MODEL_NOT_FOUND):
+            self.pool.enable(key)
+            log.info("key %s of project %s is healthy again and back in rotation",
+                     key.masked, key.project.name)
+            return True
+        return False
+
+    async def check_secret(self, secret: str, project: ProjectState | None) -> Verdict | None:
+        """What Google says of a key not yet in the pool (through `project`'s proxy, if any)."""
+        home = project or ProjectState("new", "free", None)
+        return await self.check(KeyState(secret, ProjectState(home.name, home.tier,
+                                                              home.proxy)))
+
+    async def check(self, key: KeyState) -> Verdict | None:
+        """Google's verdict on one cheap call with the key; None when the network said
+        nothing about it (a timeout, a refused connection)."""
         call = Call(request_id="probe", method="POST", version="v1beta",
                     path=f"models/{self.model}:countTokens", query="",
                     headers={"content-type": "application/json"}, body=_PROBE_BODY)
@@ -53,11 +70,5 @@ class Prober:
                 body = await upstream.read()
                 upstream.release()
         except (TimeoutError, *NETWORK_ERRORS):
-            return False  # the network says nothing about the key
-        verdict = classify(upstream.status, body)
-        if verdict.ok or verdict.problem == ProblemId.MODEL_NOT_FOUND:
-            self.pool.enable(key)
-            log.info("key %s of project %s is healthy again and back in rotation",
-                     key.masked, key.project.name)
-            return True
-        return False
+            return None  # the network says nothing about the key
+        return classify(upstream.status, body)

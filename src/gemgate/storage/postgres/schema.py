@@ -105,6 +105,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE usage_rollup ADD COLUMN cache_hits BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE usage_rollup ADD COLUMN saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
+    # 3: the operator's changes to the upstream pool, the audit log, search by tenant.
+    """
+    CREATE TABLE upstream_keys (
+        key_id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        secret TEXT,
+        held BOOLEAN NOT NULL,
+        removed BOOLEAN NOT NULL,
+        changed_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX requests_tenant_ts ON requests (tenant, ts);
+    """,
 ]
 
 

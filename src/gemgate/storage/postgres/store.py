@@ -10,14 +10,17 @@ from typing import Any
 
 import asyncpg
 
+from gemgate.audit import AuditEntry
 from gemgate.config import LedgerConfig, StoreConfig
 from gemgate.ledger.report import Report
+from gemgate.ledger.search import RequestQuery, rows_of
 from gemgate.secrets import mask_url
 from gemgate.storage import report_sql
 from gemgate.storage.postgres.keys import PgKeys, PgOwners
 from gemgate.storage.postgres.ledger import AWAY, PgLedger
 from gemgate.storage.postgres.schema import migrate
 from gemgate.storage.sqlite.spool import Spool
+from gemgate.upstream.keyring import KeyRow
 
 
 def numbered(sql: str) -> str:
@@ -38,6 +41,46 @@ class PgReportingLedger(PgLedger):
             names = {row["id"]: row["name"] for row in await pool.fetch(plan.names_query)}
         return report_sql.assemble(plan, results, timezone, names)
 
+    async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
+        sql, args = query.sql(f"{self.schema}.")
+        return rows_of([tuple(row) for row in await self._pool().fetch(numbered(sql), *args)])
+
+
+class PgKeyring:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str) -> None:
+        self._pool, self.s = pool, schema
+
+    async def rows(self) -> list[KeyRow]:
+        found = await self._pool().fetch(
+            f"SELECT key_id, project, tier, tag, secret, held, removed, changed_at "
+            f"FROM {self.s}.upstream_keys ORDER BY changed_at")
+        return [KeyRow(*row) for row in found]
+
+    async def save(self, row: KeyRow) -> None:
+        await self._pool().execute(
+            f"INSERT INTO {self.s}.upstream_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (key_id) DO UPDATE SET project = $2, tier = $3, tag = $4, "
+            "secret = $5, held = $6, removed = $7, changed_at = $8",
+            row.key_id, row.project, row.tier, row.tag, row.secret, row.held, row.removed,
+            row.changed_at)
+
+
+class PgAudit:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str) -> None:
+        self._pool, self.s = pool, schema
+
+    async def write(self, entry: AuditEntry) -> None:
+        await self._pool().execute(
+            f"INSERT INTO {self.s}.audit_log (ts, actor, action, target, detail) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            entry.ts, entry.actor, entry.action, entry.target, entry.detail)
+
+    async def recent(self, limit: int = 100) -> list[AuditEntry]:
+        found = await self._pool().fetch(
+            f"SELECT ts, actor, action, target, detail FROM {self.s}.audit_log "
+            "ORDER BY id DESC LIMIT $1", limit)
+        return [AuditEntry(*row) for row in found]
+
 
 class PgStore:
     def __init__(self, plan: StoreConfig, ledger: LedgerConfig,
@@ -50,6 +93,8 @@ class PgStore:
                                         ledger.retention_days, clock)
         self.keys = PgKeys(self.pool, self.schema)
         self.owners = PgOwners(self.pool, self.schema)
+        self.keyring = PgKeyring(self.pool, self.schema)
+        self.audit = PgAudit(self.pool, self.schema)
 
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:

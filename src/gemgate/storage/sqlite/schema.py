@@ -103,6 +103,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE usage_rollup ADD COLUMN cache_hits INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE usage_rollup ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0;
     """,
+    # 4: the operator's changes to the upstream pool (upstream/keyring.py), the audit log, and
+    # the Requests page's search by tenant.
+    """
+    CREATE TABLE upstream_keys (
+        key_id TEXT PRIMARY KEY,          -- a digest prefix of the key (secrets.key_id)
+        project TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        secret TEXT,                      -- only for a key added at run time; NULL once removed
+        held INTEGER NOT NULL,
+        removed INTEGER NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX requests_tenant_ts ON requests(tenant, ts);
+    """,
 ]
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import LedgerConfig
+from gemgate.ledger.search import RequestQuery, rows_of
 from gemgate.storage.sqlite import reports
 from gemgate.storage.sqlite.keys import KeyStore
 from gemgate.storage.sqlite.ledger import Ledger
+from gemgate.storage.sqlite.operations import SqliteAudit, SqliteKeyring
 from gemgate.storage.sqlite.owners import LedgerOwnerStore
 from gemgate.storage.sqlite.schema import read_only
 
@@ -53,6 +55,8 @@ class SqliteStore:
         self.ledger = SqliteLedger(plan.path, plan.synchronous, plan.retention_days, clock)
         self.keys = SqliteKeys(self.ledger)
         self.owners = LedgerOwnerStore(self.ledger)
+        self.keyring = SqliteKeyring(self.ledger)
+        self.audit = SqliteAudit(self.ledger)
 
     async def open(self) -> None:
         await self.ledger.open()
@@ -73,3 +77,13 @@ class SqliteLedger(Ledger):
                 return reports.usage_report(db, by, since, until, timezone, **filters)
 
         return await asyncio.to_thread(run)  # not on the writer's thread: writes go on
+
+    async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
+        path = self.path
+        sql, args = query.sql()
+
+        def run() -> list[dict[str, Any]]:
+            with read_only(path) as db:
+                return rows_of(list(db.execute(sql, args)))
+
+        return await asyncio.to_thread(run)
