@@ -29,18 +29,28 @@ def main() -> None:
                           json={"contents": [{"parts": [{"text": f"question {n}"}]}]},
                           headers={"x-goog-api-key": TOKEN if n % 3 else "gg-analytics-01"},
                           timeout=10)
+        requests.post(gateway.url + "/v1beta/models/gemini-9:generateContent",
+                      json={"contents": [{"parts": [{"text": "a model that is not"}]}]},
+                      headers={"x-goog-api-key": TOKEN}, timeout=10)
+        gateway.admin("POST", "/admin/upstream/keys", {"project": "acme-paid", "tag": "ops",
+                                                       "keys": ["AIza" + "x" * 35]})
+        gateway.admin("POST", "/admin/vkeys", {"name": "mobile-app", "daily_budget_usd": 5})
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
-        for flag in ("--headless=new", "--no-sandbox", "--window-size=1200,800"):
+        for flag in ("--headless=new", "--no-sandbox", "--window-size=1200,900"):
             options.add_argument(flag)
         browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
             browser.get(gateway.url + "/console/login?lang=en")
             browser.find_element(By.ID, "admin-key").send_keys(ADMIN)
             browser.find_element(By.ID, "sign-in").click()
+            import time
+
+            time.sleep(1.5)  # the Overview's first live figures
             for lang in ("en", "zh"):
-                for page in ("overview", "upstream"):
+                for page in ("overview", "upstream", "requests", "keys"):
                     browser.get(f"{gateway.url}/console/{page}?lang={lang}")
+                    time.sleep(0.5)
                     browser.save_screenshot(str(HERE / f"{page}-{lang}.png"))
         finally:
             browser.quit()
