@@ -48,6 +48,12 @@ class Console(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        try:
+            self._load_pages()
+        except requests.RequestException:
+            pass  # the gateway stopped at the end of the run
+
+    def _load_pages(self) -> None:
         session = requests.Session()
         session.post(self.url + "/console/login", data={"key": ADMIN}, timeout=10)
         while not self.stopped.is_set():

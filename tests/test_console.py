@@ -133,6 +133,19 @@ def _alert(browser: webdriver.Chrome) -> bool:
     return True
 
 
+def _text(browser: webdriver.Chrome, selector: str) -> str:
+    """The text of what `selector` finds now, read in one step: the page's script may swap
+    the element for a fresh one between a find and a read (a stale reference)."""
+    return str(browser.execute_script(
+        "return document.querySelector(arguments[0])?.innerText ?? ''", selector))
+
+
+def _settled(browser: webdriver.Chrome) -> None:
+    """Waits for the page's last action to finish, the refreshed content in place."""
+    eventually(lambda: browser.execute_script("return document.body.dataset.settled")
+               == "yes", 10, "the page's action never finished")
+
+
 def _resources(browser: webdriver.Chrome) -> list[str]:
     """What the page fetched after the document itself (stylesheet, script, JSON calls)."""
     return list(browser.execute_script(
@@ -153,7 +166,8 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
     browser.find_element(By.ID, "key-name").send_keys("console-made")
     browser.find_element(By.ID, "key-budget").send_keys("2")
     browser.find_element(By.ID, "create-key").click()
-    eventually(lambda: browser.find_element(By.ID, "new-secret").text.startswith("gk-"), 10,
+    _settled(browser)
+    eventually(lambda: _text(browser, "#new-secret").startswith("gk-"), 10,
                "the new secret was never shown")
     secret = browser.find_element(By.ID, "new-secret").text
     assert browser.find_element(By.ID, "copy-secret").is_displayed()  # one click to copy
@@ -172,7 +186,7 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
     rows = browser.find_elements(By.CSS_SELECTOR, "#requests tr.request")
     assert len(rows) == 1 and "200" in rows[0].text
     rows[0].find_element(By.CLASS_NAME, "request-id").click()
-    eventually(lambda: "from the console key" in browser.find_element(By.ID, "prompt").text,
+    eventually(lambda: "from the console key" in _text(browser, "#prompt"),
                10, "the kept prompt was not shown")
     browser.get(console.url + "/console/usage?by=tenant&since=1d")
     groups = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#usage .group")]
@@ -196,14 +210,16 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
     models = row.find_element(By.NAME, "models")
     models.send_keys("gemini-2.5-pro")
     row.find_element(By.CLASS_NAME, "save").click()
+    _settled(browser)
     eventually(lambda: _call(console, secret, "x").status_code == 403, 10,
                "the edited rights were not in force")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#virtual-keys tbody tr")
                if "console-made" in r.text)
     row.find_element(By.CLASS_NAME, "rotate").click()
     _accept(browser)
-    eventually(lambda: browser.find_element(By.ID, "new-secret").text not in ("", secret), 10,
+    eventually(lambda: _text(browser, "#new-secret") not in ("", secret), 10,
                "the rotated secret was never shown")
+    _settled(browser)
     rotated = browser.find_element(By.ID, "new-secret").text
     assert _call(console, secret, "old").status_code == 401
     assert _call(console, rotated, "new").status_code == 403  # still only gemini-2.5-pro
@@ -212,7 +228,7 @@ def test_a_virtual_key_made_in_the_console_works_and_its_usage_shows(
                if "console-made" in r.text)
     row.find_element(By.CLASS_NAME, "revoke").click()
     _accept(browser)
-    eventually(lambda: "console-made" not in browser.find_element(By.ID, "content").text,
+    eventually(lambda: "console-made" not in _text(browser, "#content"),
                10, "the key was never shown revoked")
     assert _call(console, rotated, "again").status_code == 401
     # Requests shows the refusal with its hint.
@@ -232,6 +248,7 @@ def test_upstream_keys_are_added_checked_disabled_and_probed_back(
     browser.find_element(By.ID, "add-lines").send_keys(
         "sim-free-key-1\n" + INVALID + "\n")
     browser.find_element(By.ID, "add-submit").click()
+    _settled(browser)
     eventually(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#add-results tr.result"))
                == 2, 15, "no verdicts shown")
     verdicts = {r.find_element(By.CLASS_NAME, "key").text:
@@ -256,16 +273,18 @@ def test_upstream_keys_are_added_checked_disabled_and_probed_back(
     # ... and once Google has it back, a re-probe returns it to rotation.
     requests.post(sim.url + "/_sim/keys/sim-free-key-1/restore", timeout=5)
     key_row.find_element(By.CLASS_NAME, "probe").click()
-    eventually(lambda: "works" in browser.find_element(By.ID, "probe-results").text, 10,
-               "no probe verdict")
-    eventually(lambda: "active" in browser.find_element(
-        By.CSS_SELECTOR, "#project-added tr.key").text, 10, "the key did not come back")
+    _settled(browser)
+    assert "works" in _text(browser, "#probe-results")
+    eventually(lambda: "active" in _text(browser, "#project-added tr.key"), 10,
+               "the key did not come back")
     # Disabled by hand: the prober leaves it alone; enabled again; then removed.
     browser.find_element(By.CSS_SELECTOR, "#project-added .disable").click()
+    _settled(browser)
     eventually(lambda: browser.find_elements(By.CSS_SELECTOR, "#project-added .enable"), 10,
                "the key was never shown disabled")
     assert console.project_view("added")["keys"][0]["held"] is True
     browser.find_element(By.CSS_SELECTOR, "#project-added .enable").click()
+    _settled(browser)
     eventually(lambda: browser.find_elements(By.CSS_SELECTOR, "#project-added .disable"), 10,
                "the key was never shown enabled")
     browser.find_element(By.CSS_SELECTOR, "#project-added .remove").click()
@@ -293,7 +312,7 @@ def test_settings_overview_and_the_cost_of_a_page(browser: webdriver.Chrome,
         browser.get(f"{console.url}/console/{page}")
         assert len(_resources(browser)) <= 2, (page, _resources(browser))
     browser.get(console.url + "/console/overview")
-    eventually(lambda: browser.find_element(By.ID, "live-rps").text not in ("", "–"), 10,
+    eventually(lambda: _text(browser, "#live-rps") not in ("", "–"), 10,
                "no live figures")
     assert float(browser.find_element(By.ID, "live-rps").text) > 0
     calls = [r for r in _resources(browser) if "/admin/live" in r]

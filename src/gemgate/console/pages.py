@@ -67,6 +67,8 @@ class ConsoleEdge:
         self.keyring, self.quota, self.live, self.config = keyring, quota, live, config
         self.prompts, self.admin = prompts, f"{prefix}/admin"
         self.base = f"{prefix}/console"
+        self._yesterday: tuple[float, Report | None] = (0.0, None)  # fixed once it is over
+        self._settings_yaml: str | None = None  # the configuration does not change running
         self.templates = Environment(loader=PackageLoader("gemgate.console", "templates"),
                                      autoescape=select_autoescape(default=True))
 
@@ -138,17 +140,25 @@ class ConsoleEdge:
         if self.ledger is not None:
             midnight = datetime.now(self.zone).replace(hour=0, minute=0, second=0,
                                                        microsecond=0)
-            before = (midnight - timedelta(days=1)).timestamp()
             try:
                 today = await self.ledger.report("tenant", midnight.timestamp(), time.time(),
                                                  str(self.zone))
-                yesterday = await self.ledger.report("tenant", before, midnight.timestamp(),
-                                                     str(self.zone))
+                yesterday = await self._day_before(midnight)
             except ReportError:
                 today = yesterday = None
         return self._page(request, "overview.html", {
             "session": session, "projects": counts, "report": today, "yesterday": yesterday,
             "cache": self.cache_stats(), "live": self.live.figures()})
+
+    async def _day_before(self, midnight: datetime) -> Report | None:
+        """Yesterday's report: it no longer changes, so it is computed once a day."""
+        kept_for, kept = self._yesterday
+        if kept_for != midnight.timestamp() and self.ledger is not None:
+            before = (midnight - timedelta(days=1)).timestamp()
+            kept = await self.ledger.report("tenant", before, midnight.timestamp(),
+                                            str(self.zone))
+            self._yesterday = (midnight.timestamp(), kept)
+        return kept
 
     async def upstream(self, request: web.Request, session: Session) -> web.Response:
         quota: dict[str, list[dict[str, Any]]] = {}
@@ -229,7 +239,10 @@ class ConsoleEdge:
             status=200 if row is not None else 404)
 
     async def settings(self, request: web.Request, session: Session) -> web.Response:
-        shown = yaml.safe_dump(self.config(), allow_unicode=True, sort_keys=False)
+        if self._settings_yaml is None:
+            self._settings_yaml = yaml.safe_dump(self.config(), allow_unicode=True,
+                                                 sort_keys=False)
+        shown = self._settings_yaml
         return self._page(request, "settings.html", {"session": session, "shown": shown})
 
     async def asset(self, request: web.Request) -> web.Response:

@@ -82,6 +82,7 @@ function showSecret(secret) {
 async function act(element, method, url, body) {
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
   element.disabled = true;
+  document.body.dataset.settled = "no";  // tests (and people) can tell an action is under way
   try {
     const data = await call(method, url, body);
     if (data.secret) showSecret(data.secret);
@@ -92,6 +93,7 @@ async function act(element, method, url, body) {
     flash(error.message, false);
   } finally {
     element.disabled = false;
+    document.body.dataset.settled = "yes";
   }
 }
 
