@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gemgate.google_errors import error_body
+from gemgate.simulator.batches import BatchesSurface
 from gemgate.simulator.caches import CachesSurface
 from gemgate.simulator.config import SimConfig
 from gemgate.simulator.control import ControlSurface
@@ -49,8 +50,11 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     simulator.file_owner = files.owner_of
     caches = CachesSurface(simulator)
     simulator.cache_owner = caches.owner_of
+    gemini = GeminiSurface(simulator)
+    batches = BatchesSurface(simulator, files, gemini.answer_offline)
+    gemini.on_batch = batches.create
     # The Gemini routes come first: the router tries resources in order, and they are the hot path.
-    for surface in (GeminiSurface(simulator), files, caches, OpenAISurface(simulator),
+    for surface in (gemini, files, caches, batches, OpenAISurface(simulator),
                     ControlSurface(simulator)):
         app.add_routes(surface.routes())
     return app

@@ -126,6 +126,10 @@ class SimConfig(_Strict):
     minute_seconds: float = Field(default=60.0, gt=0)
     day_seconds: float | None = Field(default=None, gt=0)
     latency_ms: float = Field(default=0.0, ge=0)  # added to every non-streamed answer
+    # A batch job is PENDING for the first half of this, RUNNING for the second, then done;
+    # one still unfinished after batch_expire_seconds is EXPIRED (Google: 48 hours).
+    batch_seconds: float = Field(default=1.0, ge=0)
+    batch_expire_seconds: float = Field(default=48 * 3600.0, gt=0)
     ttfb_ms: float = Field(default=0.0, ge=0)  # before a stream's first chunk
     chunk_delay_ms: float = Field(default=0.0, ge=0)  # between stream chunks
     projects: list[SimProject] = Field(default_factory=_default_projects)

@@ -43,6 +43,7 @@ class FilesSurface:
         self.sim = sim
         self._uploads: dict[str, _Upload] = {}
         self._files: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (project, file)
+        self._data: dict[str, bytes] = {}  # id -> content (a batch job reads its input file)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -55,6 +56,36 @@ class FilesSurface:
     def owner_of(self, file_id: str) -> str | None:
         found = self._files.get(file_id)
         return found[0] if found else None
+
+    def data_of(self, file_id: str) -> bytes:
+        return self._data.get(file_id, b"")
+
+    def store(self, project: str, display_name: str, data: bytes, mime_type: str,
+              generated: bool = False) -> str:
+        """A file made by the simulator itself (a batch job's results): its name."""
+        file_id = base64.b32encode(os.urandom(8)).decode().lower().rstrip("=")
+        self._files[file_id] = (project, self._described(file_id, display_name, mime_type, data,
+                                                         "GENERATED" if generated else "UPLOADED"))
+        self._data[file_id] = data
+        return f"files/{file_id}"
+
+    @staticmethod
+    def _described(file_id: str, display_name: str, mime_type: str, data: bytes,
+                   source: str) -> dict[str, Any]:
+        now = _now()
+        described = {
+            "name": f"files/{file_id}", "displayName": display_name,
+            "mimeType": mime_type, "sizeBytes": str(len(data)),
+            "createTime": _stamp(now), "updateTime": _stamp(now),
+            "expirationTime": _stamp(now + timedelta(hours=48)),
+            "sha256Hash": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            "uri": f"https://generativelanguage.googleapis.com/v1beta/files/{file_id}",
+            "state": "ACTIVE", "source": source,
+        }
+        if source == "GENERATED":
+            described["downloadUri"] = (f"https://generativelanguage.googleapis.com/download/"
+                                        f"v1beta/files/{file_id}:download?alt=media")
+        return described
 
     async def upload(self, request: web.Request) -> web.Response:
         if "upload_id" in request.query:
@@ -96,18 +127,9 @@ class FilesSurface:
         if "finalize" not in command:
             return web.Response(status=200, headers={"x-goog-upload-status": "active"})
         del self._uploads[request.query["upload_id"]]
-        file_id = base64.b32encode(os.urandom(8)).decode().lower().rstrip("=")
-        now = _now()
-        described = {
-            "name": f"files/{file_id}", "displayName": upload.display_name,
-            "mimeType": upload.mime_type, "sizeBytes": str(len(upload.data)),
-            "createTime": _stamp(now), "updateTime": _stamp(now),
-            "expirationTime": _stamp(now + timedelta(hours=48)),
-            "sha256Hash": base64.b64encode(hashlib.sha256(upload.data).digest()).decode(),
-            "uri": f"{request.scheme}://{request.host}/v1beta/files/{file_id}",
-            "state": "ACTIVE", "source": "UPLOADED",
-        }
-        self._files[file_id] = (upload.project, described)
+        name = self.store(upload.project, upload.display_name, bytes(upload.data), upload.mime_type)
+        described = self._files[name.removeprefix("files/")][1]
+        described["uri"] = f"{request.scheme}://{request.host}/v1beta/{name}"
         return web.Response(status=200, body=orjson.dumps({"file": described}),
                             content_type="application/json",
                             headers={"x-goog-upload-status": "final"})
@@ -116,7 +138,7 @@ class FilesSurface:
         caller, denial = self.sim.identify(api_key(request))
         if denial or caller is None:
             return None, json_response(*(denial or errors.missing_key()))
-        file_id = request.match_info["id"]
+        file_id = request.match_info["id"].removesuffix(":download")
         found = self._files.get(file_id)
         if found is None or found[0] != caller.project.name:
             message = (f"You do not have permission to access the File {file_id} or it may not "
@@ -128,6 +150,10 @@ class FilesSurface:
 
     async def get_file(self, request: web.Request) -> web.Response:
         described, refusal = self._owned(request)
+        if refusal is None and request.match_info["id"].endswith(":download"):
+            file_id = request.match_info["id"].removesuffix(":download")
+            return web.Response(body=self._data.get(file_id, b""),
+                                content_type="application/octet-stream")
         return refusal or json_response(200, orjson.dumps(described))
 
     async def delete_file(self, request: web.Request) -> web.Response:
@@ -135,6 +161,7 @@ class FilesSurface:
         if refusal:
             return refusal
         del self._files[request.match_info["id"]]
+        self._data.pop(request.match_info["id"], None)
         return json_response(200, b"{}")
 
     async def list_files(self, request: web.Request) -> web.Response:

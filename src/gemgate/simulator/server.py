@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +72,9 @@ class GeminiSurface:
         self.sim = sim
         # The same deterministic request always gets the same answer, so compute it once.
         self._cached_generation = lru_cache(maxsize=4096)(self._generate_from_raw)
+        # Creates a batch job (simulator/batches.py): (request, caller, model) → the answer.
+        self.on_batch: Callable[[web.Request, Caller, str],
+                                Awaitable[web.Response]] | None = None
 
     def _generate_from_raw(self, model_name: str, raw: bytes) -> Generation:
         return generate(orjson.loads(raw), self.sim.models[model_name])
@@ -139,6 +143,8 @@ class GeminiSurface:
                                     errors.route_not_found(request.path))
             return self._answer(request, caller, name, method,
                                 errors.model_not_found(name, version, method))
+        if method == "batchGenerateContent" and self.on_batch is not None:
+            return await self.on_batch(request, caller, name)
         raw = await request.read()
         try:
             body = validate.parse_json_object(raw)
@@ -209,6 +215,22 @@ class GeminiSurface:
         if _deterministic(body):
             return self._cached_generation(model.name, raw)
         return generate(body, model)
+
+    def answer_offline(self, model_name: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """One request of a batch job: its answer, or Google's error object for it (a batch
+        line is judged alone; quotas and injected faults apply to the job, not its lines)."""
+        model = self.sim.models.get(model_name)
+        if model is None:
+            return 404, {"code": 404, "message": f"models/{model_name} is not found.",
+                         "status": "NOT_FOUND"}
+        try:
+            if not isinstance(body, dict):
+                raise validate.Invalid("Invalid JSON payload: the request is not an object", "")
+            validate.check_generate(body, model)
+        except validate.Invalid as exc:
+            return 400, {"code": 400, "message": exc.message, "status": "INVALID_ARGUMENT"}
+        raw = orjson.dumps(body)
+        return 200, responses.whole(self._generation(body, model, raw), model.name)
 
     def _generate(self, body: dict[str, Any], model: SimModel, raw: bytes) -> bytes:
         return orjson.dumps(responses.whole(self._generation(body, model, raw), model.name))
