@@ -93,6 +93,7 @@ class Call:
     cache_vector: Any = None  # (context, embedding) of the last user turn, to index if kept
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
+    batch_usage: Any = None  # a batch job's results read (pipeline/batches.BatchUsage)
 
     def use_model(self, model: str) -> None:
         """Points the call at another model (an alias's target, auto's choice, a fallback)."""

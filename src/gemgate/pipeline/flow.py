@@ -25,6 +25,7 @@ from gemgate.core.call import Call
 from gemgate.core.events import Events, Finished, StageEntered
 from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.batches import BatchResults
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.pipeline.inbound import BodyProblem, Inbound
 from gemgate.pipeline.listing import listing
@@ -66,6 +67,7 @@ class Pipeline:
                  cache: ResponseCache | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
+        self.batches = BatchResults(owners)
         self.deadline_s = deadline_s
         self.cache = cache
 
@@ -173,4 +175,6 @@ class Pipeline:
                                           call.attempts[-1].project)
             elif call.method == "DELETE" and (name := single(call)) is not None:
                 await self.owners.deleted(name)
+            elif call.method == "GET":
+                await self.batches.seen(call, answer)
         return answer

@@ -155,6 +155,14 @@ class ResourceOwners:
         if self._store is not None:
             await self._store.save(name, tenant, project)
 
+    async def adopt(self, name: str, tenant: str, project: str) -> None:
+        """A resource Google made for a tenant's own (a batch job's results file)."""
+        if name in self._owners:
+            return
+        self._owners[name] = Owner(tenant, project)
+        if self._store is not None:
+            await self._store.save(name, tenant, project)
+
     async def deleted(self, name: str) -> None:
         if self._owners.pop(name, None) is not None and self._store is not None:
             await self._store.delete(name)

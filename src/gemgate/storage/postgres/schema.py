@@ -126,6 +126,10 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL
     );
     CREATE INDEX requests_tenant_ts ON requests (tenant, ts);
+    CREATE TABLE metered (
+        name TEXT PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL
+    );
     """,
 ]
 

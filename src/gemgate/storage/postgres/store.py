@@ -41,6 +41,12 @@ class PgReportingLedger(PgLedger):
             names = {row["id"]: row["name"] for row in await pool.fetch(plan.names_query)}
         return report_sql.assemble(plan, results, timezone, names)
 
+    async def claim_once(self, name: str) -> bool:
+        claimed = await self._pool().fetchval(
+            f"INSERT INTO {self.schema}.metered VALUES ($1, $2) ON CONFLICT DO NOTHING "
+            "RETURNING true", name, time.time())
+        return bool(claimed)
+
     async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
         sql, args = query.sql(f"{self.schema}.")
         return rows_of([tuple(row) for row in await self._pool().fetch(numbered(sql), *args)])

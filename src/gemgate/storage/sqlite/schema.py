@@ -125,6 +125,10 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL
     );
     CREATE INDEX requests_tenant_ts ON requests(tenant, ts);
+    CREATE TABLE metered (
+        name TEXT PRIMARY KEY,            -- batches/… or files/…: results metered once
+        ts REAL NOT NULL
+    );
     """,
 ]
 

@@ -4,6 +4,8 @@ resource owners written through it, reports read on connections of their own."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +79,13 @@ class SqliteLedger(Ledger):
                 return reports.usage_report(db, by, since, until, timezone, **filters)
 
         return await asyncio.to_thread(run)  # not on the writer's thread: writes go on
+
+    async def claim_once(self, name: str) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            return db.execute("INSERT OR IGNORE INTO metered VALUES (?, ?)",
+                              (name, time.time())).rowcount == 1
+
+        return await self.run(claim)
 
     async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
         path = self.path
