@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import sys
@@ -48,10 +49,8 @@ class Console(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        try:
+        with contextlib.suppress(requests.RequestException):  # the gateway stopped at the end
             self._load_pages()
-        except requests.RequestException:
-            pass  # the gateway stopped at the end of the run
 
     def _load_pages(self) -> None:
         session = requests.Session()

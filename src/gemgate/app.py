@@ -43,6 +43,7 @@ from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.flow import Pipeline
 from gemgate.pipeline.google import QUOTA_ACTIONS, GoogleUpstream
+from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
@@ -222,7 +223,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
         read, fetch = _state_reader(pool, limits, scheduler, budgets, book, store, backends)
         metrics.add_collector(StateCollector(read))
         metrics.before_scrape(fetch)
-    flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache)
+    flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache,
+                    Idempotency(backends.records_for("idempotency")))
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)

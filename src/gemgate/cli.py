@@ -94,6 +94,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None, simulate
 
 
 def _register_commands() -> None:
+    from gemgate.batch.command import batch
     from gemgate.doctor.command import doctor
     from gemgate.store_cli import store
     from gemgate.team_cli import usage, vkeys
@@ -102,6 +103,7 @@ def _register_commands() -> None:
     main.add_command(usage)
     main.add_command(doctor)
     main.add_command(store)
+    main.add_command(batch)
 
 
 _register_commands()

@@ -86,6 +86,9 @@ class ProblemId(StrEnum):
     UPSTREAM_KEY_DUPLICATE = "UPSTREAM_KEY_DUPLICATE"
     UPSTREAM_KEY_UNCHECKED = "UPSTREAM_KEY_UNCHECKED"
     UPSTREAM_KEY_UNKNOWN = "UPSTREAM_KEY_UNKNOWN"
+    IDEMPOTENCY_KEY_INVALID = "IDEMPOTENCY_KEY_INVALID"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_IN_FLIGHT = "IDEMPOTENCY_IN_FLIGHT"
 
 
 @dataclass(frozen=True)
@@ -615,6 +618,22 @@ PROBLEMS = _table(
     Problem(ProblemId.UPSTREAM_KEY_UNKNOWN,
             "No upstream key has this id; ids are listed by GET /admin/pool.",
             "没有该 ID 的上游密钥；ID 可从 GET /admin/pool 查到。", status=404),
+    # ---- idempotent requests (pipeline/idempotency.py) -----------------------------------
+    Problem(ProblemId.IDEMPOTENCY_KEY_INVALID,
+            "The Idempotency-Key header is empty or longer than 255 characters.",
+            "Idempotency-Key 请求头为空或超过 255 个字符。", status=400,
+            message="Idempotency-Key must be 1 to 255 characters."),
+    Problem(ProblemId.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was already used for a different request (another path or "
+            "body). Use a new key for each distinct request.",
+            "该 Idempotency-Key 已用于另一个不同的请求（路径或请求体不同）。每个不同的请求请使用"
+            "新的键。", status=400,
+            message="Idempotency-Key reused with a different request."),
+    Problem(ProblemId.IDEMPOTENCY_IN_FLIGHT,
+            "The first request with this Idempotency-Key is still being answered; retry in a "
+            "moment to get its answer.",
+            "使用该 Idempotency-Key 的第一个请求仍在处理中；请稍后重试以获取其结果。",
+            status=409, message="A request with this Idempotency-Key is still in flight."),
 )
 
 

@@ -94,6 +94,8 @@ class Call:
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
     batch_usage: Any = None  # a batch job's results read (pipeline/batches.BatchUsage)
+    idempotency_key: str | None = None  # Idempotency-Key, as the client sent it
+    idempotency: str | None = None  # the record this call answers for (pipeline/idempotency)
 
     def use_model(self, model: str) -> None:
         """Points the call at another model (an alias's target, auto's choice, a fallback)."""

@@ -45,7 +45,7 @@ from .replies import gateway_error, gateway_headers, google_error_of, retry_afte
 GOOGLE_PATH = "/v1beta/openai"
 # The only client headers an OpenAI request hands on: gemgate's own, and its deadline.
 _GATEWAY_HEADERS = ("X-Server-Timeout", "x-gemgate-priority", "x-gemgate-fallback",
-                    "x-gemgate-cache", "Cache-Control")
+                    "x-gemgate-cache", "Cache-Control", "Idempotency-Key")
 Shape = TypeVar("Shape", bound=BaseModel)
 _JSON = "application/json"
 

@@ -96,6 +96,8 @@ def gateway_headers(call: Call) -> dict[str, str]:
         headers["x-gemgate-model"] = call.model
     if call.route_reason:
         headers["x-gemgate-route"] = call.route_reason
+    if call.cost_usd:  # a whole answer's, metered before it goes out (batch runs add it up)
+        headers["x-gemgate-cost-usd"] = f"{call.cost_usd:.9f}"
     if call.trace is not None:
         headers["traceparent"] = call.trace["traceparent"]
     if call.cache is not None:

@@ -27,6 +27,7 @@ from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.batches import BatchResults
 from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.inbound import BodyProblem, Inbound
 from gemgate.pipeline.listing import listing
 from gemgate.pipeline.relay import Relay
@@ -64,12 +65,14 @@ def _deadline_s(asked: str | None, default: float) -> float:
 class Pipeline:
     def __init__(self, auth: Authenticator, router: Router, rights: Rights, relay: Relay,
                  owners: ResourceOwners, events: Events, deadline_s: float,
-                 cache: ResponseCache | None = None) -> None:
+                 cache: ResponseCache | None = None,
+                 idempotency: Idempotency | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
         self.batches = BatchResults(owners)
         self.deadline_s = deadline_s
         self.cache = cache
+        self.idempotency = idempotency
 
     def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
         headers = inbound.headers
@@ -84,6 +87,7 @@ class Pipeline:
         call.asked_fallback = headers.get("x-gemgate-fallback", "")
         call.asked_cache = headers.get("x-gemgate-cache", "")
         call.cache_control = headers.get("Cache-Control", "")
+        call.idempotency_key = headers.get("Idempotency-Key")
         return call
 
     # ---- the way in ---------------------------------------------------------------------
@@ -95,6 +99,14 @@ class Pipeline:
         if refused is not None:
             await self.events.finished(call, Finished(refused.status, refused.problem, None))
             return Outcome(refusal=refused)
+        if self.idempotency is not None and call.idempotency_key is not None:
+            once = await self.idempotency.begin(call)
+            if isinstance(once, Answer):
+                return await self._outcome(call, once)  # the first call's answer, again
+            if once is not None:
+                refused = refusal(once)
+                await self.events.finished(call, Finished(refused.status, once, None))
+                return Outcome(refusal=refused)
         self._entered(call, "cache")
         cached = await self.cache.lookup(call) if self.cache is not None else None
         if cached is not None:
@@ -108,6 +120,8 @@ class Pipeline:
             raise
         if self.cache is not None and call.cache_plan is not None and answer.stream is None:
             await self.cache.keep_whole(call, answer)
+        if call.idempotency is not None and self.idempotency is not None:
+            await self.idempotency.finish(call, answer)
         return await self._outcome(call, answer)
 
     async def _outcome(self, call: Call, answer: Answer) -> Outcome:

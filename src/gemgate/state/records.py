@@ -15,6 +15,9 @@ class Records(Protocol):
 
     async def put(self, key: str, value: bytes, ttl_s: float) -> None: ...
 
+    async def put_new(self, key: str, value: bytes, ttl_s: float) -> bool:
+        """Puts only when `key` holds nothing (atomically, across replicas): True if it did."""
+
     async def delete(self, key: str) -> None: ...
 
 
@@ -41,6 +44,12 @@ class MemoryRecords:
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
+
+    async def put_new(self, key: str, value: bytes, ttl_s: float) -> bool:
+        if await self.get(key) is not None:
+            return False
+        await self.put(key, value, ttl_s)
+        return True
 
     async def delete(self, key: str) -> None:
         self._items.pop(key, None)

@@ -20,6 +20,7 @@ _NOT_FORWARDED = frozenset({
     "host", "content-length", "connection", "keep-alive", "transfer-encoding", "upgrade",
     "proxy-authorization", "proxy-connection", "te", "trailer", "authorization",
     "x-goog-api-key", "accept-encoding", "cookie", "x-server-timeout", "expect",
+    "idempotency-key",  # gemgate's own (pipeline/idempotency.py)
 })
 
 

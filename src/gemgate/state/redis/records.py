@@ -29,6 +29,14 @@ class RedisRecords:
         except Down:
             await self.local.put(key, value, ttl_s)
 
+    async def put_new(self, key: str, value: bytes, ttl_s: float) -> bool:
+        try:
+            done = await self.link.call(self.link.client.set(
+                self.link.key(self.space, key), value, px=max(1, int(ttl_s * 1000)), nx=True))
+        except Down:
+            return await self.local.put_new(key, value, ttl_s)
+        return bool(done)
+
     async def delete(self, key: str) -> None:
         await self.local.delete(key)
         with contextlib.suppress(Down):

@@ -1,0 +1,187 @@
+"""`gemgate batch run|estimate` as a user runs them (a subprocess), through a gateway in front
+of the simulator: paced by quota without a 429, complete and in order, resumable after
+`kill -9` without calling any id twice; and idempotent requests at the gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+import yaml
+
+from gemgate.simulator import run_simulator
+from gemgate.simulator.config import QuotaLimits, SimConfig, SimProject
+from tests.conftest import TOKEN, eventually, run_gateway
+
+FLASH = "gemini-2.5-flash"
+PAID = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+
+
+def _input(path: Path, lines: int) -> Path:
+    with path.open("wb") as target:
+        for n in range(lines):
+            if n % 10 == 3:  # some lines in OpenAI's shape
+                line = {"id": f"q{n}", "model": FLASH,
+                        "messages": [{"role": "user", "content": f"question {n}"}]}
+            else:
+                line = {"id": f"q{n}", "contents": [{"role": "user",
+                                                     "parts": [{"text": f"question {n}"}]}]}
+            target.write(orjson.dumps(line) + b"\n")
+    return path
+
+
+def _batch(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gemgate", "batch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _finished(process: subprocess.Popen[bytes], timeout: float = 120) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+def _answers(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _generate_calls(sim: Any) -> int:
+    return sum(row["methods"].get("generateContent", 0)
+               for row in sim.stats()["by_key"].values())
+
+
+def _upstream_429s(sim: Any) -> int:
+    return sum(int(row["statuses"].get("429", 0)) for row in sim.stats()["by_key"].values())
+
+
+def test_a_run_paced_by_rpm_is_complete_in_order_and_never_429s(tmp_path: Path) -> None:
+    config = SimConfig(minute_seconds=1.0, projects=[SimProject(
+        name="sim-paid", keys=["sim-paid-key-1"], tier="tier1",
+        quotas={FLASH: QuotaLimits(rpm=900)})])
+    projects = [{**PAID[0], "limits": {FLASH: {"rpm": 900}}}]
+    source = _input(tmp_path / "in.jsonl", 2000)
+    with run_simulator(config) as sim, run_gateway(
+            sim.url, projects, scheduling={"minute_s": 1.0, "margin_s": 0.1}) as gateway:
+        out = tmp_path / "out.jsonl"
+        said = _finished(_batch("run", str(source), "-o", str(out), "--model", FLASH,
+                                "--concurrency", "32", "--gateway", gateway.url,
+                                "--token", TOKEN))
+        assert "2,000 of 2,000 lines done, 0 failed" in said
+        answers = _answers(out)
+        assert [a["id"] for a in answers] == [f"q{n}" for n in range(2000)]
+        assert all("response" in a for a in answers)
+        assert _upstream_429s(sim) == 0 and _generate_calls(sim) == 2000
+        # Run again: nothing to do, nothing called.
+        _finished(_batch("run", str(source), "-o", str(out), "--model", FLASH,
+                         "--gateway", gateway.url, "--token", TOKEN))
+        assert _generate_calls(sim) == 2000
+
+
+def test_killed_half_way_and_run_again_no_id_is_called_twice(tmp_path: Path) -> None:
+    source = _input(tmp_path / "in.jsonl", 2000)
+    out = tmp_path / "out.jsonl"
+    journal = tmp_path / "out.jsonl.journal"
+    with run_simulator(latency_ms=30) as sim, run_gateway(sim.url, PAID) as gateway:
+        args = ("run", str(source), "-o", str(out), "--model", FLASH, "--concurrency", "16",
+                "--gateway", gateway.url, "--token", TOKEN)
+        first = _batch(*args)
+
+        def done() -> int:
+            if not journal.exists():
+                return 0
+            with sqlite3.connect(journal) as db:
+                return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+
+        eventually(lambda: done() >= 600, 60, "the run never got half-way")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        assert not out.exists()  # no half-written output
+        kept = done()
+        assert 600 <= kept < 2000
+        said = _finished(_batch(*args))
+        assert "2,000 of 2,000 lines done, 0 failed" in said
+        # Each id reached Google once: the lines in flight at the kill were sent again with
+        # the same Idempotency-Key, and the gateway replayed their answers.
+        assert _generate_calls(sim) == 2000
+        replays = gateway.ledger("cache = 'REPLAY'")
+        assert len(replays) <= 16 and all(r["cost_usd"] == 0 for r in replays)
+        # The same output as a run never interrupted (answers are deterministic; Google's
+        # response ids are not).
+        again = tmp_path / "again.jsonl"
+        _finished(_batch("run", str(source), "-o", str(again), "--model", FLASH,
+                         "--concurrency", "16", "--gateway", gateway.url, "--token", TOKEN))
+    assert _without_ids(_answers(out)) == _without_ids(_answers(again))
+
+
+def _without_ids(answers: list[dict[str, Any]]) -> list[Any]:
+    for answer in answers:
+        answer["response"].pop("responseId", None)
+        answer["response"].pop("id", None)  # OpenAI's
+        answer["response"].pop("created", None)
+    return answers
+
+
+def test_an_in_process_run_and_the_estimate(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": "a", "contents": [{"parts": [{"text": "hello"}]}]}\n'
+                       b'not json\n'
+                       b'{"id": "a", "contents": [{"parts": [{"text": "again"}]}]}\n'
+                       b'{"id": "c", "contents": [{"parts": [{"text": "x"}]}], '
+                       b'"generationConfig": {"maxOutputTokens": 100}}\n')
+    with run_simulator() as sim:
+        config = tmp_path / "gemgate.yaml"
+        config.write_text(yaml.safe_dump({
+            "upstream_url": sim.url, "projects": PAID,
+            "tenants": [{"name": "batcher", "token": TOKEN}],
+            "ledger": {"path": str(tmp_path / "gemgate.db")}}))
+        out = tmp_path / "out.jsonl"
+        said = _finished(_batch("run", str(source), "-o", str(out), "--model", FLASH,
+                                "--config", str(config)))
+        assert "4 of 4 lines done, 2 failed" in said
+        answers = _answers(out)
+        assert [a["id"] for a in answers] == ["a", "line-2", "a", "c"]
+        assert "response" in answers[0] and "not JSON" in answers[1]["error"]["message"]
+        assert "used by an earlier line" in answers[2]["error"]["message"]
+        with sqlite3.connect(tmp_path / "gemgate.db") as db:  # metered by the gateway
+            assert db.execute("SELECT count(*) FROM requests WHERE tenant = 'batcher' "
+                              "AND status = 200").fetchone()[0] == 2
+        estimate = _finished(_batch("estimate", str(source), "--model", FLASH, "--config",
+                                    str(config)))
+        assert "counted by countTokens" in estimate and "Batch API $" in estimate
+        row = next(x for x in estimate.splitlines() if x.startswith(FLASH))
+        assert row.split()[1:4] == ["2", row.split()[2], "600"]  # 500 (default) + 100 output
+        assert int(row.split()[2]) > 0 and "2 lines not counted" in estimate
+
+
+def test_an_idempotent_request_is_answered_once(sim: Any) -> None:
+    with run_gateway(sim.url, PAID) as gateway:
+        before = _generate_calls(sim)
+        url = gateway.url + f"/v1beta/models/{FLASH}:generateContent"
+        body = {"contents": [{"parts": [{"text": "once only"}]}]}
+        headers = {"x-goog-api-key": TOKEN, "Idempotency-Key": "order-42"}
+        answers: list[requests.Response] = []
+        callers = [threading.Thread(target=lambda: answers.append(
+            requests.post(url, json=body, headers=headers, timeout=30))) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert [a.status_code for a in answers] == [200] * 4
+        assert len({a.json()["responseId"] for a in answers}) == 1  # one answer, four times
+        assert sum(a.headers.get("x-gemgate-idempotent-replay") == "true" for a in answers) == 3
+        assert _generate_calls(sim) == before + 1
+        reused = requests.post(url, json={"contents": [{"parts": [{"text": "other"}]}]},
+                               headers=headers, timeout=30)
+        assert reused.status_code == 400
+        assert reused.json()["error"]["hint"].startswith("This Idempotency-Key was already")
+        other_tenant_key = requests.post(url, json=body, headers={
+            "x-goog-api-key": TOKEN, "Idempotency-Key": ""}, timeout=30)
+        assert other_tenant_key.status_code == 400
