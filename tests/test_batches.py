@@ -101,3 +101,36 @@ def test_a_file_batch_is_metered_when_its_results_are_downloaded(
         rows = gateway.ledger("action = 'batchResults'")
         assert len(rows) == 1 and rows[0]["prompt_tokens"] == sum(
             x["response"]["usageMetadata"]["promptTokenCount"] for x in lines)
+
+
+def test_embeddings_and_context_cache_storage_are_metered(sim: Any) -> None:
+    projects = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+    with run_gateway(sim.url, projects, tenants=TENANTS) as gateway:
+        client = sdk(gateway.url, TOKEN)
+        # Google answers embeddings without usageMetadata; their input is billed all the same.
+        client.models.embed_content(model="gemini-embedding-001",
+                                    contents="a sentence to embed, of some length")
+        row = gateway.ledger("action IN ('embedContent', 'batchEmbedContents')")[-1]
+        assert row["prompt_tokens"] >= 5 and row["cost_usd"] == pytest.approx(
+            row["prompt_tokens"] * 0.15 / 1e6)
+        # A context cache: its tokens for its TTL at the storage price ($1.00 per 1M tokens
+        # per hour for 2.5 Flash), and a TTL extension for the hours it adds.
+        text = "a long document about gateways " * 200
+        cache = client.caches.create(
+            model="gemini-2.5-flash", config=types.CreateCachedContentConfig(
+                contents=[types.Content(role="user", parts=[types.Part(text=text)])],
+                ttl="3600s"))
+        stored = cache.usage_metadata.total_token_count
+        created = gateway.ledger("action = 'cachedContents.storage'")
+        assert len(created) == 1 and created[0]["cached_tokens"] == stored
+        assert created[0]["cost_usd"] == pytest.approx(stored / 1e6 * 1.00 * 1, rel=1e-3)
+        client.caches.update(name=cache.name,
+                             config=types.UpdateCachedContentConfig(ttl="7200s"))
+        extended = gateway.ledger("action = 'cachedContents.storage'")
+        assert len(extended) == 2  # about one more hour: 2 h from now, less the hour charged
+        assert extended[1]["cost_usd"] == pytest.approx(stored / 1e6 * 1.00 * 1, rel=1e-2)
+        other = sdk(gateway.url, OTHER)
+        with pytest.raises(errors.ClientError):
+            other.caches.update(name=cache.name,
+                                config=types.UpdateCachedContentConfig(ttl="99999s"))
+        assert len(gateway.ledger("action = 'cachedContents.storage'")) == 2

@@ -41,6 +41,7 @@ from gemgate.logs import access_log
 from gemgate.metrics import Metrics, StateCollector
 from gemgate.pipeline.access_log import write_line
 from gemgate.pipeline.auth import Authenticator
+from gemgate.pipeline.cache_storage import CacheStorageMeter
 from gemgate.pipeline.flow import Pipeline
 from gemgate.pipeline.google import QUOTA_ACTIONS, GoogleUpstream
 from gemgate.pipeline.idempotency import Idempotency
@@ -48,7 +49,7 @@ from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router
-from gemgate.prices import Price, PriceBook
+from gemgate.prices import PriceBook
 from gemgate.scheduling.limits import LimitBook
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S, SHUTDOWN_GRACE_S
@@ -86,8 +87,7 @@ def _scheduler(settings: Settings, pool: KeyPool, limits: LimitBook,
 
 def _meter(settings: Settings, store: Store | None, counters: KeyCounters,
            clock: Callable[[], float]) -> Meter:
-    prices = PriceBook({model: Price(**price.model_dump())
-                        for model, price in settings.prices.items()})
+    prices = PriceBook.configured(settings.prices)
     unbilled = frozenset() if settings.ledger.price_free_tier else frozenset(
         p.name for p in settings.projects if p.tier == "free")
     return Meter(store.ledger if store else None, prices, counters, unbilled,
@@ -224,7 +224,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
         metrics.add_collector(StateCollector(read))
         metrics.before_scrape(fetch)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache,
-                    Idempotency(backends.records_for("idempotency")))
+                    Idempotency(backends.records_for("idempotency")),
+                    CacheStorageMeter(backends.records_for("cache-storage"), clock))
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)

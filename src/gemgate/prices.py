@@ -39,19 +39,22 @@ class Price:
     input_long: float | None = None
     output_long: float | None = None
     cached_long: float | None = None
+    storage: float | None = None  # a context cache's tokens kept one hour (USD per 1M)
 
 
 # Sources: ai.google.dev/gemini-api/docs/pricing via the transcription cited in
 # ../shared/reference/gemini-api.md §7; context-caching prices are the page's "context caching"
-# rows (10% of input for the 2.5 and 3.x families). Keys are model ids or id prefixes.
+# rows (10% of input for the 2.5 and 3.x families), and their storage per hour (2.5 Pro and
+# Gemini 3 Pro $4.50, the Flash models $1.00). Keys are model ids or id prefixes.
 PRICES: dict[str, Price] = {
     "gemini-2.5-pro": Price(1.25, 10.0, 0.125, input_long=2.50, output_long=15.0,
-                            cached_long=0.25),
-    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01, audio_input=0.30),
-    "gemini-2.5-flash": Price(0.30, 2.50, 0.03, audio_input=1.00),
+                            cached_long=0.25, storage=4.50),
+    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01, audio_input=0.30, storage=1.00),
+    "gemini-2.5-flash": Price(0.30, 2.50, 0.03, audio_input=1.00, storage=1.00),
     "gemini-2.0-flash-lite": Price(0.075, 0.30, 0.0),
-    "gemini-2.0-flash": Price(0.10, 0.40, 0.025, audio_input=0.70),
-    "gemini-3.1-pro": Price(2.0, 12.0, 0.20, input_long=4.0, output_long=18.0, cached_long=0.40),
+    "gemini-2.0-flash": Price(0.10, 0.40, 0.025, audio_input=0.70, storage=1.00),
+    "gemini-3.1-pro": Price(2.0, 12.0, 0.20, input_long=4.0, output_long=18.0, cached_long=0.40,
+                            storage=4.50),
     "gemini-3.5-flash": Price(1.50, 9.0, 0.15),
     "gemini-embedding-001": Price(0.15, 0.0),
     "text-embedding-004": Price(0.0, 0.0),
@@ -98,6 +101,11 @@ class PriceBook:
         self._prices = {**PRICES, **(overrides or {})}
         self._by_length = sorted(self._prices, key=len, reverse=True)
         self._unknown_warned: set[str] = set()
+
+    @classmethod
+    def configured(cls, prices: Mapping[str, Any]) -> PriceBook:
+        """The built-in table with `prices:` from the settings (PriceConfig models)."""
+        return cls({model: Price(**price.model_dump()) for model, price in prices.items()})
 
     def price_of(self, model: str) -> Price | None:
         if model in self._prices:

@@ -16,7 +16,7 @@ import orjson
 from gemgate.batch.lines import Line, read_lines
 from gemgate.config import Settings
 from gemgate.pipeline.batches import BATCH_SHARE
-from gemgate.prices import Price, PriceBook, Tokens, cost_of
+from gemgate.prices import PriceBook, Tokens, cost_of
 from gemgate.scheduling.estimate import estimate_tokens
 
 DEFAULT_OUTPUT = 500
@@ -26,8 +26,7 @@ _AT_ONCE = 16
 async def estimate_file(source: Path, model: str | None, output_tokens: int | None,
                         gateway: str | None, token: str | None,
                         settings: Settings | None) -> str:
-    prices = PriceBook({m: Price(**p.model_dump()) for m, p in settings.prices.items()}
-                       if settings is not None else None)
+    prices = PriceBook.configured(settings.prices if settings is not None else {})
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])  # lines, in, out, $
     unread = 0
     pending: list[Line] = []

@@ -222,6 +222,7 @@ class PriceConfig(_Strict):
     input_long: float | None = Field(default=None, ge=0)
     output_long: float | None = Field(default=None, ge=0)
     cached_long: float | None = Field(default=None, ge=0)
+    storage: float | None = Field(default=None, ge=0)  # context cache, per 1M tokens per hour
 
 
 _PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")

@@ -93,7 +93,7 @@ class Call:
     cache_vector: Any = None  # (context, embedding) of the last user turn, to index if kept
     attempts: list[Attempt] = field(default_factory=list)
     local: Answer | None = None  # an answer a stage gives itself (no upstream call)
-    batch_usage: Any = None  # a batch job's results read (pipeline/batches.BatchUsage)
+    charge: Any = None  # what Google bills beyond the call's usage (pipeline/charges.Charge)
     idempotency_key: str | None = None  # Idempotency-Key, as the client sent it
     idempotency: str | None = None  # the record this call answers for (pipeline/idempotency)
 

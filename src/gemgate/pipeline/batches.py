@@ -34,8 +34,11 @@ _DOWNLOAD = re.compile(r"^(files/[A-Za-z0-9_\-.]+):download$")
 
 @dataclass(frozen=True, slots=True)
 class BatchUsage:
-    name: str  # what is metered once: batches/ID, or files/ID for a results file
+    """A Charge (pipeline/charges.py): a job's results, at the batch price, once."""
+
+    once: str  # what is metered once: batches/ID, or files/ID for a results file
     results: list[tuple[str, dict[str, Any]]]  # (model, usageMetadata) per answered request
+    action: str = ACTION
 
     @property
     def model(self) -> str:
@@ -70,7 +73,7 @@ class BatchResults:
         if _JOB.match(call.path) and b"BATCH_STATE_SUCCEEDED" in answer.body:
             await self._job(call, answer.body)
         elif (found := _DOWNLOAD.match(call.path)) is not None:
-            call.batch_usage = _results_file(found.group(1), answer.body)
+            call.charge = _results_file(found.group(1), answer.body)
 
     async def _job(self, call: Call, body: bytes) -> None:
         try:
@@ -88,7 +91,7 @@ class BatchResults:
             return
         inline = (output.get("inlinedResponses") or {}).get("inlinedResponses")
         if isinstance(inline, list):
-            call.batch_usage = BatchUsage(call.path, [
+            call.charge = BatchUsage(call.path, [
                 (model, r["response"]["usageMetadata"]) for r in inline
                 if isinstance(r, dict) and isinstance(r.get("response"), dict)
                 and isinstance(r["response"].get("usageMetadata"), dict)])

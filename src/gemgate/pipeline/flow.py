@@ -26,6 +26,7 @@ from gemgate.core.events import Events, Finished, StageEntered
 from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.batches import BatchResults
+from gemgate.pipeline.cache_storage import CacheStorageMeter
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.inbound import BodyProblem, Inbound
@@ -66,13 +67,15 @@ class Pipeline:
     def __init__(self, auth: Authenticator, router: Router, rights: Rights, relay: Relay,
                  owners: ResourceOwners, events: Events, deadline_s: float,
                  cache: ResponseCache | None = None,
-                 idempotency: Idempotency | None = None) -> None:
+                 idempotency: Idempotency | None = None,
+                 storage: CacheStorageMeter | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
         self.batches = BatchResults(owners)
         self.deadline_s = deadline_s
         self.cache = cache
         self.idempotency = idempotency
+        self.storage = storage
 
     def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
         headers = inbound.headers
@@ -184,6 +187,8 @@ class Pipeline:
         answer = await self.relay.forward(call)
         if 200 <= answer.status < 300 and answer.stream is None and call.attempts and \
                 call.tenant is not None and call.action not in MODEL_ACTIONS:
+            if call.method in ("POST", "PATCH") and self.storage is not None:
+                await self.storage.seen(call, answer)  # a context cache's hours, billed
             if call.method == "POST":
                 await self.owners.created(call.tenant.id, answer.body,
                                           call.attempts[-1].project)

@@ -30,10 +30,20 @@ from gemgate.usage import find_usage
 # Calls that spend a model's quota, so go through admission.
 QUOTA_ACTIONS = frozenset({"generateContent", "streamGenerateContent", "embedContent",
                            "batchEmbedContents"})
+EMBED_ACTIONS = frozenset({"embedContent", "batchEmbedContents"})
 _ERROR_STARTS = (b'data: {"error"', b'[{"error"', b'{"error"')
 # Response headers that belong to one hop, or that aiohttp sets itself.
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                           "server", "date", "alt-svc", "content-encoding"})
+
+
+def estimated_usage(call: Call) -> dict[str, int]:
+    """Google answers most embedding calls without usageMetadata, yet bills their input
+    tokens: the request's own estimate (scheduling/estimate.py, which errs slightly high)
+    stands in, so embeddings are metered and charged to budgets rather than recorded free."""
+    if call.estimated_tokens is None:
+        call.estimated_tokens = estimate_tokens(call.parsed)
+    return {"promptTokenCount": call.estimated_tokens, "totalTokenCount": call.estimated_tokens}
 
 
 def response_headers(upstream: aiohttp.ClientResponse,
@@ -182,6 +192,8 @@ class GoogleUpstream:
         self.pool.release(lease, verdict, call.model)
         if verdict.ok and call.action in QUOTA_ACTIONS:
             answer.usage = find_usage(answer.body)
+            if answer.usage is None and call.action in EMBED_ACTIONS:
+                answer.usage = estimated_usage(call)
         if grant is not None:
             counted = verdict.problem not in (ProblemId.QUOTA_EXHAUSTED,
                                               ProblemId.UPSTREAM_UNREACHABLE)

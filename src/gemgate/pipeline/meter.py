@@ -18,8 +18,7 @@ from gemgate.access.counters import KeyCounters
 from gemgate.core.call import Call
 from gemgate.core.events import Finished
 from gemgate.ledger.record import Record
-from gemgate.pipeline.batches import ACTION as BATCH_ACTION
-from gemgate.pipeline.batches import BatchUsage
+from gemgate.pipeline.charges import Charge
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import OutputGuess
@@ -57,14 +56,14 @@ class Meter:
         record is durable (None when there is nothing to await)."""
         if call.tenant is None:  # refused before we knew who called: the access log has it
             return None
-        batch = await self._batch_results(call)
-        if batch is not None:
-            usage = batch.tokens()
+        charge = await self._charge(call)
+        if charge is not None:
+            usage = charge.tokens()
         tokens = Tokens.of(usage)
         last = call.attempts[-1] if call.attempts else None
         provider = (last.provider if last else None) or GEMINI
         project = last.project if last and last.provider is None else None
-        cost = call.cost_usd = batch.cost(self.prices) if batch is not None else \
+        cost = call.cost_usd = charge.cost(self.prices) if charge is not None else \
             self.cost(call, tokens)
         hit = call.cache in ("HIT", "SEMANTIC-HIT")
         key = call.tenant.key
@@ -93,15 +92,16 @@ class Meter:
             saved_usd=call.cache_saved_usd if hit else 0.0)
         return self.ledger.add(record, wait=not cancelled)
 
-    async def _batch_results(self, call: Call) -> BatchUsage | None:
-        """A batch job's results read for the first time (pipeline/batches.py): the call
-        becomes their metering (its model, `batchResults`); None for any other call, and for
-        results already metered — by this read's predecessors, on any replica."""
-        batch: BatchUsage | None = call.batch_usage
-        if batch is None or self.ledger is None or not await self.ledger.claim_once(batch.name):
+    async def _charge(self, call: Call) -> Charge | None:
+        """What Google bills beyond the call's own usage (pipeline/charges.py): the call's row
+        becomes its record (its action and model). None for other calls, and for a charge to
+        be counted once that was counted already — by an earlier call, on any replica."""
+        charge: Charge | None = call.charge
+        if charge is None or (charge.once is not None and (
+                self.ledger is None or not await self.ledger.claim_once(charge.once))):
             return None
-        call.action, call.model = BATCH_ACTION, batch.model
-        return batch
+        call.action, call.model = charge.action, charge.model
+        return charge
 
     async def commit(self, call: Call, status: int, problem: ProblemId | None,
                      usage: dict[str, Any] | None) -> None:
