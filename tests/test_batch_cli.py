@@ -185,3 +185,47 @@ def test_an_idempotent_request_is_answered_once(sim: Any) -> None:
         other_tenant_key = requests.post(url, json=body, headers={
             "x-goog-api-key": TOKEN, "Idempotency-Key": ""}, timeout=30)
         assert other_tenant_key.status_code == 400
+
+
+def test_google_mode_runs_the_same_input_through_the_batch_api(tmp_path: Path) -> None:
+    source = _input(tmp_path / "in.jsonl", 30)
+    other = "gg-other-tenant-0001"
+    tenants = [{"name": "team", "token": TOKEN}, {"name": "other", "token": other}]
+    with run_simulator(batch_seconds=0.4) as sim, \
+            run_gateway(sim.url, PAID, tenants=tenants) as gateway:
+        out = tmp_path / "out.jsonl"
+        said = _finished(_batch("run", str(source), "-o", str(out), "--model", FLASH,
+                                "--mode", "google", "--poll-s", "0.1",
+                                "--gateway", gateway.url, "--token", TOKEN))
+        assert "30 of 30 lines done, 0 failed" in said
+        answers = _answers(out)
+        assert [a["id"] for a in answers] == [f"q{n}" for n in range(30)]
+        assert all(a["response"]["candidates"] for a in answers)
+        assert _generate_calls(sim) == 0  # all through the Batch API, none interactive
+        metered = gateway.ledger("action = 'batchResults'")
+        assert len(metered) == 1 and metered[0]["tenant"] == "team"
+        assert metered[0]["total_tokens"] == sum(
+            a["response"]["usageMetadata"]["totalTokenCount"] for a in answers)
+        status = _finished(_batch("status", str(out)))
+        assert "BATCH_STATE_SUCCEEDED" in status and "30 lines" in status
+        listed = _finished(_batch("list", "--gateway", gateway.url, "--token", TOKEN))
+        assert status.split()[-5] in listed  # the job's name
+        assert _finished(_batch("list", "--gateway", gateway.url, "--token", other)) == ""
+        # A run whose job is cancelled ends with each line saying so.
+        requests.patch(sim.url + "/_sim/config", json={"batch_seconds": 3600},
+                       timeout=5).raise_for_status()
+        slow = tmp_path / "slow.jsonl"
+        running = _batch("run", str(source), "-o", str(slow), "--model", FLASH, "--mode",
+                         "google", "--poll-s", "0.1", "--gateway", gateway.url, "--token", TOKEN)
+        eventually(lambda: "BATCH_STATE_PENDING" in _status(slow), 30, "no job was made")
+        assert "cancelled" in _finished(_batch("cancel", str(slow), "--gateway", gateway.url,
+                                               "--token", TOKEN))
+        said = _finished(running)
+        assert "30 of 30 lines done, 30 failed" in said
+        assert all("CANCELLED" in a["error"]["status"] for a in _answers(slow))
+
+
+def _status(output: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "gemgate", "batch", "status", str(output)],
+                          capture_output=True, text=True)
+    return done.stdout

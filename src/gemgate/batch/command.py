@@ -9,13 +9,17 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import click
 from aiohttp import web
 from tqdm import tqdm
 
 from gemgate.batch.estimate import estimate_file
-from gemgate.batch.runner import BatchError, Plan, Progress, Runner, Summary
+from gemgate.batch.google import GoogleBatch
+from gemgate.batch.journal import Journal
+from gemgate.batch.runner import BatchError, Plan, Progress, Runner, Summary, journal_path
 from gemgate.config import ConfigError, Settings, load_settings
 
 PRIORITIES = ("batch", "low", "normal", "high")
@@ -40,9 +44,13 @@ def batch() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="gemgate.yaml, for an in-process run.")
 @click.option("--retry-failed", is_flag=True, help="Send again the lines that ended in error.")
+@click.option("--mode", type=click.Choice(["gateway", "google"]), default="gateway",
+              show_default=True, help="google: through Gemini's Batch API (half the price, "
+                                      "results within 24 h).")
+@click.option("--poll-s", type=click.FloatRange(0.01), default=10.0, hidden=True)
 def run_command(source: Path, output: Path, model: str | None, concurrency: int, priority: str,
                 gateway: str | None, token: str | None, config_path: Path | None,
-                retry_failed: bool) -> None:
+                retry_failed: bool, mode: str, poll_s: float) -> None:
     """Run every line of SOURCE (JSONL: Gemini or OpenAI bodies, each with an "id").
 
     Re-running the same command goes on where the last run stopped, and never calls an id
@@ -52,7 +60,7 @@ def run_command(source: Path, output: Path, model: str | None, concurrency: int,
         token = settings.tenants[0].token
     try:
         summary = asyncio.run(_run(source, output, model, concurrency, priority, gateway,
-                                   token, retry_failed, settings))
+                                   token, retry_failed, settings, mode, poll_s))
     except BatchError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_said(summary, output))
@@ -90,10 +98,11 @@ def _settings(config_path: Path | None) -> Settings:
 
 async def _run(source: Path, output: Path, model: str | None, concurrency: int, priority: str,
                gateway: str | None, token: str | None, retry_failed: bool,
-               settings: Settings | None) -> Summary:
+               settings: Settings | None, mode: str, poll_s: float) -> Summary:
     async with _gateway(gateway, settings) as url:
-        runner = Runner(Plan(source, output, url, token, model, concurrency, priority,
-                             retry_failed), _bar)
+        plan = Plan(source, output, url, token, model, concurrency, priority, retry_failed)
+        runner: Runner | GoogleBatch = Runner(plan, _bar) if mode == "gateway" else \
+            GoogleBatch(plan, _bar, poll_s)
         loop = asyncio.get_running_loop()
 
         def interrupted() -> None:  # the first Ctrl-C stops cleanly; a second one at once
@@ -149,3 +158,74 @@ def _said(summary: Summary, output: Path) -> str:
     if summary.complete:
         return f"{line}; written to {output}"
     return f"{line}; stopped — run the same command again to go on where it stopped"
+
+
+@batch.command("status")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+def status_command(output: Path) -> None:
+    """How far the run writing OUTPUT is: lines done and failed, and its Batch API jobs."""
+    journal = _journal_of(output)
+    done, failed, tokens, cost = journal.totals()
+    click.echo(f"{done:,} lines done, {failed:,} failed, {tokens:,} tokens, ${cost:.4f}")
+    for name, model, state in journal.jobs():
+        click.echo(f"{name}  {model}  {state}  {len(journal.job_lines(name)):,} lines")
+
+
+@batch.command("list")
+@click.option("--gateway", required=True, help="The gateway's URL.")
+@click.option("--token", envvar="GEMGATE_TOKEN")
+def list_command(gateway: str, token: str | None) -> None:
+    """Your Batch API jobs (the gateway shows each tenant only its own)."""
+    for job in asyncio.run(_jobs(gateway, token)):
+        metadata = job.get("metadata") or {}
+        stats = metadata.get("batchStats") or {}
+        click.echo(f"{job.get('name')}  {metadata.get('state')}  {metadata.get('model')}  "
+                   f"{stats.get('requestCount', '?')} requests  {metadata.get('displayName', '')}")
+
+
+@batch.command("cancel")
+@click.argument("target")
+@click.option("--gateway", required=True, help="The gateway's URL.")
+@click.option("--token", envvar="GEMGATE_TOKEN")
+def cancel_command(target: str, gateway: str, token: str | None) -> None:
+    """Cancels a Batch API job (batches/ID), or every unfinished job of the run writing
+    TARGET (an output file)."""
+    names = [target] if target.startswith("batches/") else [
+        name for name, _, state in _journal_of(Path(target)).jobs()
+        if state in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")]
+    for name in names:
+        said = asyncio.run(_cancel(gateway, token, name))
+        click.echo(f"{name}: {said}")
+
+
+def _journal_of(output: Path) -> Journal:
+    path = journal_path(output)
+    if not path.exists():
+        raise click.ClickException(f"no run writes {output} (no {path})")
+    return Journal(path)
+
+
+async def _jobs(gateway: str, token: str | None) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    headers = {"x-goog-api-key": token} if token else {}
+    page = ""
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            async with session.get(f"{gateway.rstrip('/')}/v1beta/batches",
+                                   params={"pageSize": "100", **({"pageToken": page}
+                                                                 if page else {})}) as answer:
+                data = await answer.json(content_type=None)
+            if answer.status != 200:
+                raise click.ClickException(f"the gateway answered {answer.status}: {data}")
+            found += data.get("operations") or []
+            page = data.get("nextPageToken") or ""
+            if not page:
+                return found
+
+
+async def _cancel(gateway: str, token: str | None, name: str) -> str:
+    headers = {"x-goog-api-key": token} if token else {}
+    async with aiohttp.ClientSession(headers=headers) as session, \
+            session.post(f"{gateway.rstrip('/')}/v1beta/{name}:cancel") as answer:
+        return "cancelled" if answer.status == 200 else \
+            f"{answer.status} {(await answer.text())[:300]}"

@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS done (
     seq INTEGER PRIMARY KEY,    -- the line's place in the input (a repeated id is its own line)
@@ -21,6 +23,12 @@ CREATE TABLE IF NOT EXISTS done (
     cost_usd REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS run (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (      -- --mode google: the Batch API jobs of this run
+    name TEXT PRIMARY KEY,             -- batches/…
+    model TEXT NOT NULL,
+    lines TEXT NOT NULL,               -- the input places it carries, as a JSON list
+    state TEXT NOT NULL
+);
 """
 
 
@@ -55,6 +63,22 @@ class Journal:
              cost_usd: float) -> None:
         self.db.execute("INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?, ?)",
                         (seq, line_id, int(ok), output, tokens, cost_usd))
+
+    def keep_job(self, name: str, model: str, seqs: list[int]) -> None:
+        self.db.execute("INSERT INTO jobs VALUES (?, ?, ?, 'BATCH_STATE_PENDING')",
+                        (name, model, orjson.dumps(seqs).decode()))
+
+    def jobs(self) -> list[tuple[str, str, str]]:
+        """(name, model, last state seen) of every job of this run."""
+        return [(r[0], r[1], r[2]) for r in
+                self.db.execute("SELECT name, model, state FROM jobs ORDER BY rowid")]
+
+    def job_lines(self, name: str) -> list[int]:
+        found = self.db.execute("SELECT lines FROM jobs WHERE name = ?", (name,)).fetchone()
+        return list(orjson.loads(found[0])) if found else []
+
+    def end_job(self, name: str, state: str) -> None:
+        self.db.execute("UPDATE jobs SET state = ? WHERE name = ?", (state, name))
 
     def outputs(self) -> Iterator[bytes]:
         for (line,) in self.db.execute("SELECT line FROM done ORDER BY seq"):

@@ -110,7 +110,7 @@ class Runner:
         done, failed, tokens, cost = self.journal.totals()
         complete = done == total and not self.stopping.is_set()
         if complete:
-            self._write_output()
+            write_output(self.journal, plan.output)
         self.journal.close()
         return Summary(total, done, failed, tokens, cost, complete)
 
@@ -186,16 +186,16 @@ class Runner:
         return (f"{base}/v1beta/models/{model}:generateContent", orjson.dumps(line.body),
                 headers)
 
-    def _write_output(self) -> None:
-        """The output in input order, replaced whole (never half written)."""
-        output = self.plan.output
-        partial = output.with_name(output.name + ".partial")
-        with partial.open("wb") as target:
-            for line in self.journal.outputs():
-                target.write(line + b"\n")
-            target.flush()
-            os.fsync(target.fileno())
-        partial.replace(output)
+
+def write_output(journal: Journal, output: Path) -> None:
+    """The output in input order, replaced whole (never half written)."""
+    partial = output.with_name(output.name + ".partial")
+    with partial.open("wb") as target:
+        for line in journal.outputs():
+            target.write(line + b"\n")
+        target.flush()
+        os.fsync(target.fileno())
+    partial.replace(output)
 
 
 def _result(line_id: str, status: int, payload: bytes,
