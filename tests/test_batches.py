@@ -134,3 +134,29 @@ def test_embeddings_and_context_cache_storage_are_metered(sim: Any) -> None:
             other.caches.update(name=cache.name,
                                 config=types.UpdateCachedContentConfig(ttl="99999s"))
         assert len(gateway.ledger("action = 'cachedContents.storage'")) == 2
+
+
+def test_interactions_are_their_creators_and_metered_once(sim: Any) -> None:
+    projects = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+    with run_gateway(sim.url, projects, tenants=TENANTS) as gateway:
+        client, other = sdk(gateway.url, TOKEN), sdk(gateway.url, OTHER)
+        first = client.interactions.create(model="gemini-2.5-flash", input="What is a relay?")
+        assert first.status == "completed" and first.output_text
+        later = client.interactions.create(model="gemini-2.5-flash", input="And a gateway?",
+                                           background=True, previous_interaction_id=first.id)
+        assert later.status == "in_progress"
+        for _ in range(2):
+            assert client.interactions.get(id=later.id).status == "completed"
+        rows = gateway.ledger("action = 'interactions'")
+        assert [r["total_tokens"] for r in rows] == [first.usage.total_tokens,
+                                                     client.interactions.get(
+                                                         id=later.id).usage.total_tokens]
+        assert all(r["cost_usd"] > 0 and r["tenant"] == "team" for r in rows)
+        # Another tenant can neither read nor continue them.
+        for attempt in (lambda: other.interactions.get(id=first.id),
+                        lambda: other.interactions.create(model="gemini-2.5-flash",
+                                                          input="steal",
+                                                          previous_interaction_id=first.id)):
+            with pytest.raises(Exception) as refused:
+                attempt()
+            assert "404" in str(refused.value) or "NOT_FOUND" in str(refused.value)

@@ -30,6 +30,7 @@ from gemgate.pipeline.cache_storage import CacheStorageMeter
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.inbound import BodyProblem, Inbound
+from gemgate.pipeline.interactions import InteractionMeter
 from gemgate.pipeline.listing import listing
 from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
@@ -72,6 +73,7 @@ class Pipeline:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
         self.batches = BatchResults(owners)
+        self.interactions = InteractionMeter(owners)
         self.deadline_s = deadline_s
         self.cache = cache
         self.idempotency = idempotency
@@ -187,6 +189,8 @@ class Pipeline:
         answer = await self.relay.forward(call)
         if 200 <= answer.status < 300 and answer.stream is None and call.attempts and \
                 call.tenant is not None and call.action not in MODEL_ACTIONS:
+            if call.path.startswith("interactions"):
+                await self.interactions.seen(call, answer)
             if call.method in ("POST", "PATCH") and self.storage is not None:
                 await self.storage.seen(call, answer)  # a context cache's hours, billed
             if call.method == "POST":

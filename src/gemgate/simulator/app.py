@@ -14,6 +14,7 @@ from gemgate.simulator.config import SimConfig
 from gemgate.simulator.control import ControlSurface
 from gemgate.simulator.core import Simulator
 from gemgate.simulator.files import FilesSurface
+from gemgate.simulator.interactions import InteractionsSurface
 from gemgate.simulator.openai_api import OpenAISurface
 from gemgate.simulator.server import GeminiSurface, json_response
 
@@ -54,7 +55,8 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     batches = BatchesSurface(simulator, files, gemini.answer_offline)
     gemini.on_batch = batches.create
     # The Gemini routes come first: the router tries resources in order, and they are the hot path.
-    for surface in (gemini, files, caches, batches, OpenAISurface(simulator),
+    interactions = InteractionsSurface(simulator, gemini.answer_offline)
+    for surface in (gemini, files, caches, batches, interactions, OpenAISurface(simulator),
                     ControlSurface(simulator)):
         app.add_routes(surface.routes())
     return app

@@ -27,7 +27,8 @@ import orjson
 
 from gemgate.core.call import Call
 
-KINDS = ("files", "cachedContents", "batches", "fileSearchStores", "tunedModels", "corpora")
+KINDS = ("files", "cachedContents", "batches", "fileSearchStores", "tunedModels", "corpora",
+         "interactions")
 _KIND = "|".join(KINDS)
 _IN_PATH = re.compile(rf"^((?:{_KIND})/[A-Za-z0-9_\-.]+)")
 # A body names a resource by its name or by its URI on a Gemini API host.
@@ -87,8 +88,18 @@ def _strings(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
 
 
 def referenced(call: Call) -> list[str]:
-    """The resources a call names: in its path, and in the reference fields of its body."""
+    """The resources a call names: in its path, and in the reference fields of its body (an
+    interaction continued by `previous_interaction_id` is named by its bare id)."""
     names = [m.group(1) for m in [_IN_PATH.match(call.path)] if m]
+    if call.path == "interactions" and b"revious" in call.body:
+        try:
+            body = orjson.loads(call.body)
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            found = body.get("previous_interaction_id") or body.get("previousInteractionId")
+            if isinstance(found, str) and found:
+                names.append(f"interactions/{found}")
     if call.body and any(marker in call.body for marker in _MARKERS):
         body = call.parsed
         if body is None:
