@@ -211,6 +211,15 @@ def test_google_mode_runs_the_same_input_through_the_batch_api(tmp_path: Path) -
         listed = _finished(_batch("list", "--gateway", gateway.url, "--token", TOKEN))
         assert status.split()[-5] in listed  # the job's name
         assert _finished(_batch("list", "--gateway", gateway.url, "--token", other)) == ""
+        # A large input is cut into several jobs (here: at 1,024 bytes each).
+        split = tmp_path / "split.jsonl"
+        said = _finished(_batch("run", str(source), "-o", str(split), "--model", FLASH,
+                                "--mode", "google", "--poll-s", "0.1", "--max-job-bytes",
+                                "1024", "--gateway", gateway.url, "--token", TOKEN))
+        assert "30 of 30 lines done, 0 failed" in said
+        jobs = [x for x in _status(split).splitlines() if x.startswith("batches/")]
+        assert len(jobs) >= 3 and all("SUCCEEDED" in x for x in jobs)
+        assert _without_ids(_answers(split)) == _without_ids(_answers(out))
         # A run whose job is cancelled ends with each line saying so.
         requests.patch(sim.url + "/_sim/config", json={"batch_seconds": 3600},
                        timeout=5).raise_for_status()
@@ -223,6 +232,31 @@ def test_google_mode_runs_the_same_input_through_the_batch_api(tmp_path: Path) -
         said = _finished(running)
         assert "30 of 30 lines done, 30 failed" in said
         assert all("CANCELLED" in a["error"]["status"] for a in _answers(slow))
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_goes_on(tmp_path: Path) -> None:
+    source = _input(tmp_path / "in.jsonl", 600)
+    out = tmp_path / "out.jsonl"
+    journal = tmp_path / "out.jsonl.journal"
+    with run_simulator(latency_ms=30) as sim, run_gateway(sim.url, PAID) as gateway:
+        args = ("run", str(source), "-o", str(out), "--model", FLASH, "--concurrency", "8",
+                "--gateway", gateway.url, "--token", TOKEN)
+        first = _batch(*args)
+
+        def done() -> int:
+            if not journal.exists():
+                return 0
+            with sqlite3.connect(journal) as db:
+                return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+
+        eventually(lambda: done() >= 100, 60, "the run never started")
+        first.send_signal(signal.SIGINT)
+        said, _ = first.communicate(timeout=60)
+        assert first.returncode == 130, said
+        assert b"stopped" in said and not out.exists()
+        assert _generate_calls(sim) == done() < 600  # what was in flight finished and is kept
+        assert "600 of 600 lines done" in _finished(_batch(*args))
+        assert _generate_calls(sim) == 600
 
 
 def _status(output: Path) -> str:

@@ -17,7 +17,7 @@ from aiohttp import web
 from tqdm import tqdm
 
 from gemgate.batch.estimate import estimate_file
-from gemgate.batch.google import GoogleBatch
+from gemgate.batch.google import MAX_JOB_BYTES, GoogleBatch
 from gemgate.batch.journal import Journal
 from gemgate.batch.runner import BatchError, Plan, Progress, Runner, Summary, journal_path
 from gemgate.config import ConfigError, Settings, load_settings
@@ -47,10 +47,13 @@ def batch() -> None:
 @click.option("--mode", type=click.Choice(["gateway", "google"]), default="gateway",
               show_default=True, help="google: through Gemini's Batch API (half the price, "
                                       "results within 24 h).")
-@click.option("--poll-s", type=click.FloatRange(0.01), default=10.0, hidden=True)
+@click.option("--poll-s", type=click.FloatRange(0.01), default=10.0, show_default=True,
+              help="--mode google: seconds between polls of the jobs.")
+@click.option("--max-job-bytes", type=click.IntRange(1024), default=MAX_JOB_BYTES,
+              help="--mode google: the largest input file of one job [just under 2 GB].")
 def run_command(source: Path, output: Path, model: str | None, concurrency: int, priority: str,
                 gateway: str | None, token: str | None, config_path: Path | None,
-                retry_failed: bool, mode: str, poll_s: float) -> None:
+                retry_failed: bool, mode: str, poll_s: float, max_job_bytes: int) -> None:
     """Run every line of SOURCE (JSONL: Gemini or OpenAI bodies, each with an "id").
 
     Re-running the same command goes on where the last run stopped, and never calls an id
@@ -60,7 +63,8 @@ def run_command(source: Path, output: Path, model: str | None, concurrency: int,
         token = settings.tenants[0].token
     try:
         summary = asyncio.run(_run(source, output, model, concurrency, priority, gateway,
-                                   token, retry_failed, settings, mode, poll_s))
+                                   token, retry_failed, settings, mode, poll_s,
+                                   max_job_bytes))
     except BatchError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_said(summary, output))
@@ -98,11 +102,12 @@ def _settings(config_path: Path | None) -> Settings:
 
 async def _run(source: Path, output: Path, model: str | None, concurrency: int, priority: str,
                gateway: str | None, token: str | None, retry_failed: bool,
-               settings: Settings | None, mode: str, poll_s: float) -> Summary:
+               settings: Settings | None, mode: str, poll_s: float,
+               max_job_bytes: int) -> Summary:
     async with _gateway(gateway, settings) as url:
         plan = Plan(source, output, url, token, model, concurrency, priority, retry_failed)
         runner: Runner | GoogleBatch = Runner(plan, _bar) if mode == "gateway" else \
-            GoogleBatch(plan, _bar, poll_s)
+            GoogleBatch(plan, _bar, poll_s, max_job_bytes)
         loop = asyncio.get_running_loop()
 
         def interrupted() -> None:  # the first Ctrl-C stops cleanly; a second one at once

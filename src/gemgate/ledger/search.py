@@ -59,12 +59,15 @@ class RequestQuery:
         if self.problem:
             where.append("problem = ?")
             args.append(self.problem)
+        # Failures are found through the partial index on failed requests' times: its own
+        # condition is spelt out (`status >= 400`), for the planner to see it applies.
         if self.status == "errors":
             where.append("status >= 400")
         elif self.status in ("4xx", "5xx"):
             low = int(self.status[0]) * 100
-            where.append("status >= ? AND status < ?")
-            args += [low, low + 100]
+            where.append(f"status >= 400 AND status >= {low} AND status < {low + 100}")
+        elif self.status and int(self.status) >= 400:
+            where.append(f"status >= 400 AND status = {int(self.status)}")
         elif self.status:
             where.append("status = ?")
             args.append(int(self.status))

@@ -126,6 +126,7 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL
     );
     CREATE INDEX requests_tenant_ts ON requests (tenant, ts);
+    CREATE INDEX requests_failed_ts ON requests (ts) WHERE status >= 400;
     CREATE TABLE metered (
         name TEXT PRIMARY KEY,
         ts DOUBLE PRECISION NOT NULL

@@ -125,6 +125,7 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL
     );
     CREATE INDEX requests_tenant_ts ON requests(tenant, ts);
+    CREATE INDEX requests_failed_ts ON requests(ts) WHERE status >= 400;
     CREATE TABLE metered (
         name TEXT PRIMARY KEY,            -- batches/… or files/…: results metered once
         ts REAL NOT NULL
