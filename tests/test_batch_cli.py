@@ -10,10 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import requests
 import yaml
 
@@ -38,9 +40,25 @@ def _input(path: Path, lines: int) -> Path:
     return path
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test() -> Iterator[None]:
+    """A failing test must not leave a batch run calling a gateway that is gone."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _batch(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gemgate", "batch", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "gemgate", "batch", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _STARTED.append(process)
+    return process
 
 
 def _finished(process: subprocess.Popen[bytes], timeout: float = 120) -> str:

@@ -65,6 +65,21 @@ class Summary:
     complete: bool
 
 
+@dataclass
+class Tally:
+    """What the progress bar shows beside the count: failures, tokens and cost so far (a
+    re-tried failure that now succeeds still counts as failed here until the run ends)."""
+
+    failed: int
+    tokens: int
+    cost: float
+
+    def add(self, ok: bool, tokens: int, cost: float) -> None:
+        self.failed += not ok
+        self.tokens += tokens
+        self.cost += cost
+
+
 class BatchError(Exception):
     """A run that cannot start (the journal belongs to another input, …): said plainly."""
 
@@ -95,8 +110,11 @@ class Runner:
         total = count_lines(plan.source)
         skip = self.journal.done(plan.retry_failed)
         done, failed, tokens, cost = self.journal.totals()
+        # Kept up to date here, not summed from the journal per line (that was O(n²): 100,000
+        # lines took minutes of CPU, bench/batch.py).
+        self.tally = Tally(failed, tokens, cost)
         progress = self.make_progress(total, len(skip))
-        self._show(progress, failed, tokens, cost)
+        self._show(progress)
         queue: asyncio.Queue[Line | None] = asyncio.Queue(maxsize=plan.concurrency * 2)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
         try:
@@ -134,14 +152,14 @@ class Runner:
                 continue  # drain: the feeder's end markers still come
             output, ok, tokens, cost = await self._answer(session, line)
             self.journal.keep(line.id, line.seq, ok, output, tokens, cost)
+            self.tally.add(ok, tokens, cost)
             progress.update(1)
-            _, failed, all_tokens, all_cost = self.journal.totals()
-            self._show(progress, failed, all_tokens, all_cost)
+            self._show(progress)
 
-    @staticmethod
-    def _show(progress: Progress, failed: int, tokens: int, cost: float) -> None:
-        progress.set_postfix_str(f"failed={failed} tokens={tokens:,} cost=${cost:.4f}",
-                                 refresh=False)
+    def _show(self, progress: Progress) -> None:
+        tally = self.tally
+        progress.set_postfix_str(f"failed={tally.failed} tokens={tally.tokens:,} "
+                                 f"cost=${tally.cost:.4f}", refresh=False)
 
     # ---- one line -----------------------------------------------------------------------------
 
