@@ -67,6 +67,17 @@ def _finished(process: subprocess.Popen[bytes], timeout: float = 120) -> str:
     return output.decode()
 
 
+def _journaled(journal: Path) -> int:
+    """Lines a run has committed (0 before its journal has its table: the run just started)."""
+    if not journal.exists():
+        return 0
+    try:
+        with sqlite3.connect(journal) as db:
+            return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
 def _answers(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -113,10 +124,7 @@ def test_killed_half_way_and_run_again_no_id_is_called_twice(tmp_path: Path) -> 
         first = _batch(*args)
 
         def done() -> int:
-            if not journal.exists():
-                return 0
-            with sqlite3.connect(journal) as db:
-                return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+            return _journaled(journal)
 
         eventually(lambda: done() >= 600, 60, "the run never got half-way")
         os.kill(first.pid, signal.SIGKILL)
@@ -262,10 +270,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_goes_on(tmp_path: Path) -> None:
         first = _batch(*args)
 
         def done() -> int:
-            if not journal.exists():
-                return 0
-            with sqlite3.connect(journal) as db:
-                return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+            return _journaled(journal)
 
         eventually(lambda: done() >= 100, 60, "the run never started")
         first.send_signal(signal.SIGINT)
