@@ -58,6 +58,7 @@ from gemgate.state.health import HealthState, LocalHealth
 from gemgate.state.memory import MemoryRateState
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.storage import Store
+from gemgate.tls import TLS, server_context
 from gemgate.tracing import Tracing
 from gemgate.upstream.affinity import ResourceOwners
 from gemgate.upstream.client import UpstreamClient
@@ -242,6 +243,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[AUTH] = auth
     app[EVENTS] = events
     app[IDLE_TIMEOUT_S] = settings.server.idle_timeout_s
+    if settings.server.tls_cert and settings.server.tls_key:
+        app[TLS] = server_context(settings.server.tls_cert, settings.server.tls_key)
     app[SHUTDOWN_GRACE_S] = settings.server.shutdown_grace_s
     if tracing is not None:
         app[TRACING] = tracing

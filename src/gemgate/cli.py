@@ -85,12 +85,26 @@ def simulate(config_path: Path | None, host: str | None, port: int | None, seed:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes serving the port (SO_REUSEPORT); more than 1 needs the Redis "
                    "state and the PostgreSQL store.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS/WSS with this certificate chain (PEM) [server.tls_cert].")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="…and this private key (PEM) [server.tls_key].")
+@click.option("--tls", "self_signed", is_flag=True,
+              help="With --simulate: HTTPS with a self-signed certificate for localhost.")
 def serve(config_path: Path | None, host: str | None, port: int | None, simulate: bool,
-          log_level: str | None, workers: int) -> None:
+          log_level: str | None, workers: int, tls_cert: str | None, tls_key: str | None,
+          self_signed: bool) -> None:
     """Run the gateway."""
     from gemgate.serve import run
 
-    run(config_path, {"host": host, "port": port, "log_level": log_level}, simulate, workers)
+    if self_signed and not simulate:
+        raise click.UsageError("--tls makes a self-signed certificate for a demo: use it with "
+                               "--simulate, or give --tls-cert and --tls-key")
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    run(config_path, {"host": host, "port": port, "log_level": log_level,
+                      "tls_cert": tls_cert, "tls_key": tls_key}, simulate, workers,
+        self_signed)
 
 
 def _register_commands() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from gemgate.config import ConfigError, LimitsConfig, ProjectConfig, Settings, l
 from gemgate.logs import setup_logging
 from gemgate.secrets import mask_key, url_password
 from gemgate.serving import listening_socket, serve_forever
+from gemgate.tls import self_signed as self_signed_certificate
+from gemgate.tls import trust_hint
 
 
 def _with_simulator(settings: Settings) -> tuple[Settings, Any, Any]:
@@ -38,7 +41,8 @@ def banner(settings: Settings, port: int, simulated: bool, open_mode: bool | Non
            notes: list[str] | None = None) -> str:
     """What a new user needs: where, in front of what, how to call it. `open_mode` is the
     gateway's own view once started (virtual keys in the database close it)."""
-    url = f"http://{settings.host}:{port}{settings.path_prefix}"
+    scheme = "https" if settings.server.tls_cert else "http"
+    url = f"{scheme}://{settings.host}:{port}{settings.path_prefix}"
     if open_mode is None:
         open_mode = not settings.tenants and settings.loopback_only()
     # A configured token is a secret: the banner (often pasted into chats and tickets) shows
@@ -96,13 +100,21 @@ def _run_workers(settings: Settings, count: int, simulate: bool) -> None:
 
 
 def run(config_path: Path | None, flags: dict[str, Any], simulate: bool,
-        workers: int = 1) -> None:
+        workers: int = 1, self_signed: bool = False) -> None:
+    tls = {name: flags.pop(name, None) for name in ("tls_cert", "tls_key")}
     try:
         settings = load_settings(config_path, flags=flags, require_keys=not simulate)
     except ConfigError as exc:
         click.echo(f"gemgate: invalid configuration\n{exc}", err=True)
         sys.exit(2)
     apps, notes = [], []
+    if self_signed:
+        cert, key = self_signed_certificate(Path(tempfile.mkdtemp(prefix="gemgate-tls-")))
+        tls = {"tls_cert": str(cert), "tls_key": str(key)}
+        notes += trust_hint(cert)
+    if any(tls.values()):  # flags win over the configuration (the files were checked)
+        settings = settings.model_copy(update={"server": settings.server.model_copy(
+            update={k: v for k, v in tls.items() if v})})
     if simulate:
         ignored = sum(len(p.keys) for p in settings.projects)
         if ignored:

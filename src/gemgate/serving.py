@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from gemgate.tls import TLS
+
 T = TypeVar("T")
 # Seconds a connection may go without a complete request (new, half-sent headers, or idle
 # keep-alive) before the server closes it; an app sets it, aiohttp's own default is an hour.
@@ -40,11 +42,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def start_app(app: web.Application, sock: socket.socket) -> web.AppRunner:
+    """Serves `app` on `sock`, over TLS when the app carries a context (gemgate.tls.TLS)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=app.get(SHUTDOWN_GRACE_S, 1.0),
                            keepalive_timeout=app.get(IDLE_TIMEOUT_S, 75.0))
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=app.get(TLS)).start()
     return runner
 
 
@@ -59,6 +62,7 @@ class BackgroundServer:
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._runner: web.AppRunner | None = None
+        self.scheme = "http"
         self._thread = threading.Thread(target=self._serve, args=(make_app,), daemon=True,
                                         name=f"server:{self.port}")
         self._thread.start()
@@ -69,12 +73,14 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def _serve(self, make_app: Callable[[], web.Application]) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self._runner = self.loop.run_until_complete(start_app(make_app(), self._sock))
+            app = make_app()
+            self.scheme = "https" if app.get(TLS) is not None else "http"
+            self._runner = self.loop.run_until_complete(start_app(app, self._sock))
         except BaseException as exc:
             self._failure = exc
             self._ready.set()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gemgate.config.keys import check_proxy, clean_key
 
@@ -304,6 +305,18 @@ class ServerConfig(_Strict):
     # On SIGTERM: how long requests and streams in flight may take to finish before the
     # process exits anyway (the ledger is flushed either way).
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    # Serve HTTPS (and WSS) with this certificate chain and key (PEM files); both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: give both, or neither")
+        for path in (self.tls_cert, self.tls_key):
+            if path and not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
 
     @field_validator("public_url")
     @classmethod
