@@ -30,6 +30,7 @@ from gemgate.edges.cors import Cors
 from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.guard import AdminGuard
 from gemgate.edges.intake import BodyReader
+from gemgate.edges.live import LiveEdge
 from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.operator import OperatorEdge, QuotaReader
 from gemgate.edges.ops import OpsEdge
@@ -270,6 +271,9 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                                cache.stats if cache is not None else lambda: None,
                                keys, keyring, quota, live, lambda: effective(settings),
                                prompts, settings.path_prefix).routes(prefix))
+    app.add_routes(LiveEdge(auth, pool, client, settings.upstream_url, events, meter.prices,
+                            keys, counters, ClientAddress(settings.trusted_proxies))
+                   .routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))
     app.add_routes(UploadEdge(gemini, client, backends.records, prefix,

@@ -61,5 +61,5 @@ def trust_hint(cert: Path) -> list[str]:
     """How to make clients trust a self-signed certificate."""
     return [f"TLS with a self-signed certificate for localhost: {cert}",
             f"  make clients trust it: export SSL_CERT_FILE={cert}",
-            "  (or in Python: types.HttpOptions(base_url=..., client_args={'verify': "
-            f"'{cert}'}}, async_client_args={{'verify': '{cert}'}}))"]
+            f"  (or in Python: types.HttpOptions(base_url=..., client_args={{'verify': '{cert}'}}, "
+            f"async_client_args={{'ssl': ssl.create_default_context(cafile='{cert}')}}))"]

@@ -15,6 +15,7 @@ from gemgate.simulator.control import ControlSurface
 from gemgate.simulator.core import Simulator
 from gemgate.simulator.files import FilesSurface
 from gemgate.simulator.interactions import InteractionsSurface
+from gemgate.simulator.live import LiveSurface
 from gemgate.simulator.openai_api import OpenAISurface
 from gemgate.simulator.server import GeminiSurface, json_response
 
@@ -56,7 +57,8 @@ def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     gemini.on_batch = batches.create
     # The Gemini routes come first: the router tries resources in order, and they are the hot path.
     interactions = InteractionsSurface(simulator, gemini.answer_offline)
-    for surface in (gemini, files, caches, batches, interactions, OpenAISurface(simulator),
-                    ControlSurface(simulator)):
+    live = LiveSurface(simulator, gemini.answer_offline)
+    for surface in (gemini, files, caches, batches, interactions, live,
+                    OpenAISurface(simulator), ControlSurface(simulator)):
         app.add_routes(surface.routes())
     return app

@@ -130,6 +130,8 @@ class SimConfig(_Strict):
     # one still unfinished after batch_expire_seconds is EXPIRED (Google: 48 hours).
     batch_seconds: float = Field(default=1.0, ge=0)
     batch_expire_seconds: float = Field(default=48 * 3600.0, gt=0)
+    # A Live session is told to go away (goAway) after this long (Google: about 10 minutes).
+    live_goaway_seconds: float = Field(default=600.0, gt=0)
     ttfb_ms: float = Field(default=0.0, ge=0)  # before a stream's first chunk
     chunk_delay_ms: float = Field(default=0.0, ge=0)  # between stream chunks
     projects: list[SimProject] = Field(default_factory=_default_projects)

@@ -13,7 +13,7 @@ from gemgate.simulator.config import FaultRule, ProjectState, SimProject
 from gemgate.simulator.core import Simulator
 
 _TUNABLE = ("latency_ms", "ttfb_ms", "chunk_delay_ms", "seed", "minute_seconds", "day_seconds",
-            "any_key", "batch_seconds", "batch_expire_seconds")
+            "any_key", "batch_seconds", "batch_expire_seconds", "live_goaway_seconds")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -1,0 +1,136 @@
+"""The Live API through gemgate over TLS, with the real google-genai SDK
+(`client.aio.live.connect`): a text session of two turns, audio in and out, resumption handles
+and goAway passed through, an invalid token refused, a session closed when its key's budget
+runs out, and the ledger's row for each session."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google import genai
+from google.genai import errors, types
+from websockets.exceptions import ConnectionClosedError
+
+from gemgate.simulator import run_simulator
+from gemgate.tls import self_signed
+from tests.conftest import ADMIN, TOKEN, eventually, run_gateway
+
+MODEL = "gemini-2.5-flash"
+PAID = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
+
+
+def _client(url: str, cert: Path, token: str = TOKEN) -> genai.Client:
+    context = ssl.create_default_context(cafile=str(cert))
+    return genai.Client(api_key=token, http_options=types.HttpOptions(
+        base_url=url, client_args={"verify": str(cert)}, async_client_args={"ssl": context}))
+
+
+async def _turn(session: Any, text: str) -> tuple[str, list[Any]]:
+    await session.send_client_content(turns=types.Content(role="user",
+                                                          parts=[types.Part(text=text)]))
+    said, seen = "", []
+    async for message in session.receive():
+        seen.append(message)
+        if message.text:
+            said += message.text
+        if message.server_content and message.server_content.turn_complete:
+            break
+    return said, seen
+
+
+def test_a_live_session_through_the_gateway(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    with run_simulator(live_goaway_seconds=0.5) as sim, run_gateway(
+            sim.url, PAID, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
+        client = _client(gateway.url, cert)
+
+        async def session() -> tuple[str, str, bool, bool, bytes]:
+            config = types.LiveConnectConfig(response_modalities=["TEXT"],
+                                             session_resumption=types.SessionResumptionConfig())
+            async with client.aio.live.connect(model=MODEL, config=config) as live:
+                first, seen = await _turn(live, "Hello, who are you?")
+                second, more = await _turn(live, "And what do you do?")
+                resumed = any(m.session_resumption_update for m in seen + more)
+                audio = base64.b64encode(b"\x01\x02" * 4000)
+                await live.send_realtime_input(audio=types.Blob(
+                    data=base64.b64decode(audio), mime_type="audio/pcm;rate=16000"))
+                echoed = b""
+                went_away = False
+                async for message in live.receive():
+                    if message.data:
+                        echoed += message.data
+                    went_away = went_away or message.go_away is not None
+                    if message.server_content and message.server_content.turn_complete:
+                        break
+
+                async def go_away() -> bool:  # the simulator's, after 0.5 s, passed through
+                    async for message in live.receive():
+                        if message.go_away is not None:
+                            return True
+                    return False
+
+                went_away = went_away or await asyncio.wait_for(go_away(), 10)
+                return first, second, resumed, went_away, echoed
+
+        first, second, resumed, went_away, echoed = asyncio.run(session())
+        assert first and second and first != second
+        assert resumed and went_away
+        assert echoed == b"\x01\x02" * 4000
+        eventually(lambda: gateway.ledger("action = 'live'"), 10, "no ledger row for the session")
+        rows = gateway.ledger("action = 'live'")
+        assert len(rows) == 1 and rows[0]["tenant"] == "team"
+        assert rows[0]["prompt_tokens"] > 0 and rows[0]["total_tokens"] > 0
+        assert rows[0]["cost_usd"] > 0 and rows[0]["project"] == "sim-paid"
+
+
+def test_a_project_that_refuses_the_setup_is_passed_over(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    projects = [{"name": "dead", "keys": ["not-a-real-key-9"]}, *PAID]
+    with run_simulator() as sim, run_gateway(
+            sim.url, projects, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
+        async def talk() -> str:
+            async with _client(gateway.url, cert).aio.live.connect(
+                    model=MODEL, config=types.LiveConnectConfig(
+                        response_modalities=["TEXT"])) as live:
+                return (await _turn(live, "hello"))[0]
+
+        for _ in range(2):  # whichever project the pool offers first
+            assert asyncio.run(talk())
+        eventually(lambda: len(gateway.ledger("action = 'live'")) == 2, 10, "no ledger rows")
+        assert all(r["project"] == "sim-paid" for r in gateway.ledger("action = 'live'"))
+        if any(r["attempts"] == 2 for r in gateway.ledger("action = 'live'")):  # it was tried
+            assert gateway.pool.project("dead").keys[0].disabled_reason is not None
+
+
+def test_a_bad_token_and_a_spent_budget_close_the_session(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    with run_simulator() as sim, run_gateway(
+            sim.url, PAID, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
+        async def connect(token: str) -> None:
+            async with _client(gateway.url, cert, token).aio.live.connect(
+                    model=MODEL, config=types.LiveConnectConfig(
+                        response_modalities=["TEXT"])) as live:
+                for _ in range(50):
+                    await _turn(live, "Write a long answer about gateways and relays.")
+
+        # The SDK raises its APIError or the socket's own close, depending on when it reads.
+        closed = (errors.APIError, ConnectionClosedError)
+        with pytest.raises(closed) as refused:
+            asyncio.run(connect("gg-not-a-token-000"))
+        assert "1008" in str(refused.value) and "TOKEN_INVALID" in str(refused.value)
+        made = requests.post(gateway.url + "/admin/vkeys", json={
+            "name": "small", "daily_budget_usd": 0.0005}, verify=str(cert), timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN}"})
+        secret = made.json()["secret"]
+        with pytest.raises(closed) as spent:
+            asyncio.run(connect(secret))
+        assert "1008" in str(spent.value) and "BUDGET_EXCEEDED" in str(spent.value)
+        eventually(lambda: gateway.ledger("action = 'live'"), 10, "no ledger row for the session")
+        rows = gateway.ledger("action = 'live'")
+        assert rows[-1]["problem"] == "BUDGET_EXCEEDED" and rows[-1]["cost_usd"] >= 0.0005
