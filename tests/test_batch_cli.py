@@ -188,7 +188,9 @@ def test_an_in_process_run_and_the_estimate(tmp_path: Path) -> None:
 
 
 def test_an_idempotent_request_is_answered_once(sim: Any) -> None:
-    with run_gateway(sim.url, PAID) as gateway:
+    other = "gg-other-tenant-0001"
+    tenants = [{"name": "team", "token": TOKEN}, {"name": "other", "token": other}]
+    with run_gateway(sim.url, PAID, tenants=tenants) as gateway:
         before = _generate_calls(sim)
         url = gateway.url + f"/v1beta/models/{FLASH}:generateContent"
         body = {"contents": [{"parts": [{"text": "once only"}]}]}
@@ -208,9 +210,15 @@ def test_an_idempotent_request_is_answered_once(sim: Any) -> None:
                                headers=headers, timeout=30)
         assert reused.status_code == 400
         assert reused.json()["error"]["hint"].startswith("This Idempotency-Key was already")
-        other_tenant_key = requests.post(url, json=body, headers={
+        empty_key = requests.post(url, json=body, headers={
             "x-goog-api-key": TOKEN, "Idempotency-Key": ""}, timeout=30)
-        assert other_tenant_key.status_code == 400
+        assert empty_key.status_code == 400
+        # Keys are per tenant: another tenant's same key is its own request, never a replay.
+        theirs = requests.post(url, json=body, timeout=30,
+                               headers={"x-goog-api-key": other, "Idempotency-Key": "order-42"})
+        assert theirs.status_code == 200 and "x-gemgate-idempotent-replay" not in theirs.headers
+        assert theirs.json()["responseId"] != answers[0].json()["responseId"]
+        assert _generate_calls(sim) == before + 2
 
 
 def test_google_mode_runs_the_same_input_through_the_batch_api(tmp_path: Path) -> None:
