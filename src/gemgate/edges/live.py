@@ -32,7 +32,7 @@ from gemgate.edges.replies import new_request_id
 from gemgate.edges.wire import ClientAddress
 from gemgate.pipeline.auth import Authenticator
 from gemgate.prices import PriceBook, Tokens
-from gemgate.problems import ProblemId, problem
+from gemgate.problems import ProblemId, language, problem
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
 
@@ -266,8 +266,6 @@ def _token(request: web.Request) -> str | None:
 
 
 def _lang(request: web.Request) -> str:
-    from gemgate.problems import language
-
     return language(request.headers.get("Accept-Language"))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gemgate.core.answer import Answer
+from gemgate.core.call import Call
 from gemgate.prices import PriceBook
 
 
@@ -23,3 +25,10 @@ class Charge(Protocol):
         """usageMetadata-shaped counts for the ledger row."""
 
     def cost(self, prices: PriceBook) -> float: ...
+
+
+class AnswerWatcher(Protocol):
+    """Looks at a successful resource call's whole answer (the pipeline calls each in turn);
+    sets `call.charge` when it finds something billed, and notes who owns what it made."""
+
+    async def seen(self, call: Call, answer: Answer) -> None: ...

@@ -27,6 +27,7 @@ from gemgate.core.refusal import Refusal, refusal
 from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.batches import BatchResults
 from gemgate.pipeline.cache_storage import CacheStorageMeter
+from gemgate.pipeline.charges import AnswerWatcher
 from gemgate.pipeline.guard import MODEL_ACTIONS
 from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.inbound import BodyProblem, Inbound
@@ -72,12 +73,14 @@ class Pipeline:
                  storage: CacheStorageMeter | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
-        self.batches = BatchResults(owners)
-        self.interactions = InteractionMeter(owners)
+        # Each looks at a successful resource call's answer for what Google bills or makes
+        # beyond it (pipeline/charges.py): a batch's results, an interaction, a cache's hours.
+        self.watchers: list[AnswerWatcher] = [BatchResults(owners), InteractionMeter(owners)]
+        if storage is not None:
+            self.watchers.append(storage)
         self.deadline_s = deadline_s
         self.cache = cache
         self.idempotency = idempotency
-        self.storage = storage
 
     def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
         headers = inbound.headers
@@ -189,15 +192,11 @@ class Pipeline:
         answer = await self.relay.forward(call)
         if 200 <= answer.status < 300 and answer.stream is None and call.attempts and \
                 call.tenant is not None and call.action not in MODEL_ACTIONS:
-            if call.path.startswith("interactions"):
-                await self.interactions.seen(call, answer)
-            if call.method in ("POST", "PATCH") and self.storage is not None:
-                await self.storage.seen(call, answer)  # a context cache's hours, billed
+            for watcher in self.watchers:
+                await watcher.seen(call, answer)
             if call.method == "POST":
                 await self.owners.created(call.tenant.id, answer.body,
                                           call.attempts[-1].project)
             elif call.method == "DELETE" and (name := single(call)) is not None:
                 await self.owners.deleted(name)
-            elif call.method == "GET":
-                await self.batches.seen(call, answer)
         return answer

@@ -52,6 +52,8 @@ class InteractionMeter:
         self.owners = owners
 
     async def seen(self, call: Call, answer: Answer) -> None:
+        if not call.path.startswith("interactions"):
+            return
         created = call.method == "POST" and call.path == "interactions"
         read = call.method == "GET" and _ONE.match(call.path) is not None
         if not (created or read) or answer.status != 200 or answer.stream is not None \
