@@ -29,8 +29,9 @@ from gemgate.batch.runner import (
     Plan,
     Progress,
     Summary,
+    bind,
+    finish,
     journal_path,
-    write_output,
 )
 from gemgate.compat.chat_request import ChatRequest, to_gemini
 
@@ -61,9 +62,7 @@ class GoogleBatch:
 
     async def run(self) -> Summary:
         plan = self.plan
-        other = self.journal.bind(str(plan.source.resolve()))
-        if other is not None:
-            raise BatchError(f"{journal_path(plan.output)} belongs to a run of {other}")
+        bind(self.journal, plan)
         skip = self.journal.done(plan.retry_failed)
         total = 0
         async with aiohttp.ClientSession(headers=self._auth()) as session:
@@ -82,12 +81,7 @@ class GoogleBatch:
                 await self._follow(session, jobs, ids, progress)
             finally:
                 progress.close()
-        done, failed, tokens, cost = self.journal.totals()
-        complete = done == total and not self.stopping.is_set()
-        if complete:
-            write_output(self.journal, plan.output)
-        self.journal.close()
-        return Summary(total, done, failed, tokens, cost, complete)
+        return finish(self.journal, plan.output, total, self.stopping.is_set())
 
     def _auth(self) -> dict[str, str]:
         return {"x-goog-api-key": self.plan.token} if self.plan.token else {}

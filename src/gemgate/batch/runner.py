@@ -103,13 +103,10 @@ class Runner:
 
     async def run(self) -> Summary:
         plan = self.plan
-        other = self.journal.bind(str(plan.source.resolve()))
-        if other is not None:
-            raise BatchError(f"{journal_path(plan.output)} belongs to a run of {other}; "
-                             "write to another output, or delete the journal to start over")
+        bind(self.journal, plan)
         total = count_lines(plan.source)
         skip = self.journal.done(plan.retry_failed)
-        done, failed, tokens, cost = self.journal.totals()
+        _, failed, tokens, cost = self.journal.totals()
         # Kept up to date here, not summed from the journal per line (that was O(n²): 100,000
         # lines took minutes of CPU, bench/batch.py).
         self.tally = Tally(failed, tokens, cost)
@@ -125,12 +122,7 @@ class Runner:
                 await asyncio.gather(*workers)
         finally:
             progress.close()
-        done, failed, tokens, cost = self.journal.totals()
-        complete = done == total and not self.stopping.is_set()
-        if complete:
-            write_output(self.journal, plan.output)
-        self.journal.close()
-        return Summary(total, done, failed, tokens, cost, complete)
+        return finish(self.journal, plan.output, total, self.stopping.is_set())
 
     def stop(self) -> None:
         """Sends nothing new; what is in flight finishes and is kept (Ctrl-C)."""
@@ -203,6 +195,24 @@ class Runner:
             headers["x-goog-api-key"] = self.plan.token
         return (f"{base}/v1beta/models/{model}:generateContent", orjson.dumps(line.body),
                 headers)
+
+
+def bind(journal: Journal, plan: Plan) -> None:
+    """Ties the journal to the run's input; a journal of another input is refused."""
+    other = journal.bind(str(plan.source.resolve()))
+    if other is not None:
+        raise BatchError(f"{journal_path(plan.output)} belongs to a run of {other}; "
+                         "write to another output, or delete the journal to start over")
+
+
+def finish(journal: Journal, output: Path, total: int, stopped: bool) -> Summary:
+    """How the run ends: the output written once every line is done, the journal closed."""
+    done, failed, tokens, cost = journal.totals()
+    complete = done == total and not stopped
+    if complete:
+        write_output(journal, output)
+    journal.close()
+    return Summary(total, done, failed, tokens, cost, complete)
 
 
 def write_output(journal: Journal, output: Path) -> None:
