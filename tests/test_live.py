@@ -15,7 +15,7 @@ import pytest
 import requests
 from google import genai
 from google.genai import errors, types
-from websockets.exceptions import ConnectionClosedError
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from gemgate.simulator import run_simulator
 from gemgate.tls import self_signed
@@ -134,3 +134,51 @@ def test_a_bad_token_and_a_spent_budget_close_the_session(tmp_path: Path) -> Non
         eventually(lambda: gateway.ledger("action = 'live'"), 10, "no ledger row for the session")
         rows = gateway.ledger("action = 'live'")
         assert rows[-1]["problem"] == "BUDGET_EXCEEDED" and rows[-1]["cost_usd"] >= 0.0005
+
+
+def test_sessions_per_tenant_idle_and_duration_are_bounded(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    live = {"max_sessions_per_tenant": 1, "idle_timeout_s": 0.4, "max_duration_s": 1.5}
+    with run_simulator() as sim, run_gateway(
+            sim.url, PAID, live=live,
+            server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
+        client = _client(gateway.url, cert)
+        config = types.LiveConnectConfig(response_modalities=["TEXT"])
+
+        async def two_at_once() -> str:
+            async with client.aio.live.connect(model=MODEL, config=config) as first:
+                assert (await _turn(first, "hello"))[0]
+                try:
+                    async with client.aio.live.connect(model=MODEL, config=config) as second:
+                        await _turn(second, "me too")
+                except (errors.APIError, ConnectionClosed) as refused:
+                    return str(refused)
+            return "not refused"
+
+        assert "LIVE_TOO_MANY_SESSIONS" in asyncio.run(two_at_once())
+
+        async def silent() -> str:
+            async with client.aio.live.connect(model=MODEL, config=config) as session:
+                try:
+                    async for _ in session.receive():
+                        pass
+                except (errors.APIError, ConnectionClosed) as closed:
+                    return str(closed)
+                return "closed without a reason"
+
+        assert "LIVE_IDLE" in asyncio.run(silent())
+
+        async def chatty() -> str:
+            async with client.aio.live.connect(model=MODEL, config=config) as session:
+                try:
+                    for _ in range(100):  # a turn every 0.2 s: never idle, but too long
+                        await _turn(session, "again")
+                        await asyncio.sleep(0.2)
+                except (errors.APIError, ConnectionClosed) as closed:
+                    return str(closed)
+                return "never closed"
+
+        assert "LIVE_TOO_LONG" in asyncio.run(chatty())
+        eventually(lambda: len(gateway.ledger("action = 'live'")) >= 3, 10, "rows missing")
+        problems = {r["problem"] for r in gateway.ledger("action = 'live'")}
+        assert {"LIVE_IDLE", "LIVE_TOO_LONG"} <= problems

@@ -272,7 +272,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                                keys, keyring, quota, live, lambda: effective(settings),
                                prompts, settings.path_prefix).routes(prefix))
     app.add_routes(LiveEdge(auth, pool, client, settings.upstream_url, events, meter.prices,
-                            keys, counters, ClientAddress(settings.trusted_proxies))
+                            keys, counters, ClientAddress(settings.trusted_proxies),
+                            settings.live)
                    .routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))

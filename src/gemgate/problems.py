@@ -89,6 +89,9 @@ class ProblemId(StrEnum):
     IDEMPOTENCY_KEY_INVALID = "IDEMPOTENCY_KEY_INVALID"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     IDEMPOTENCY_IN_FLIGHT = "IDEMPOTENCY_IN_FLIGHT"
+    LIVE_TOO_MANY_SESSIONS = "LIVE_TOO_MANY_SESSIONS"
+    LIVE_IDLE = "LIVE_IDLE"
+    LIVE_TOO_LONG = "LIVE_TOO_LONG"
 
 
 @dataclass(frozen=True)
@@ -634,6 +637,22 @@ PROBLEMS = _table(
             "moment to get its answer.",
             "使用该 Idempotency-Key 的第一个请求仍在处理中；请稍后重试以获取其结果。",
             status=409, message="A request with this Idempotency-Key is still in flight."),
+    # ---- Live sessions (edges/live.py) ---------------------------------------------------
+    Problem(ProblemId.LIVE_TOO_MANY_SESSIONS,
+            "This tenant already has the most Live sessions open at once "
+            "(live.max_sessions_per_tenant). Close one, or ask the operator to raise it.",
+            "该租户同时打开的 Live 会话已达上限（live.max_sessions_per_tenant）。请先关闭一个，"
+            "或请运维人员调高上限。", status=429, message="Too many Live sessions open."),
+    Problem(ProblemId.LIVE_IDLE,
+            "The Live session was closed after no frame went either way for "
+            "live.idle_timeout_s. Reconnect (with a resumption handle to go on).",
+            "Live 会话在 live.idle_timeout_s 内双向都没有数据，已被关闭。请重新连接（带上会话恢复"
+            "句柄即可继续）。", message="Live session idle too long."),
+    Problem(ProblemId.LIVE_TOO_LONG,
+            "The Live session reached live.max_duration_s and was closed. Reconnect with a "
+            "resumption handle to go on.",
+            "Live 会话达到 live.max_duration_s 上限，已被关闭。请带上会话恢复句柄重新连接以继续。",
+            message="Live session reached its maximum duration."),
 )
 
 

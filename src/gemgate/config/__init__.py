@@ -17,6 +17,7 @@ from gemgate.config.settings import (
     CorsConfig,
     LedgerConfig,
     LimitsConfig,
+    LiveConfig,
     OpenAIConfig,
     OutlierConfig,
     PriceConfig,
@@ -38,7 +39,8 @@ from gemgate.config.settings import (
 
 __all__ = [
     "DEFAULT_FILE", "GOOGLE_URL", "AutoConfig", "BudgetConfig", "CacheConfig", "ConfigError",
-    "CorsConfig", "LedgerConfig", "LimitsConfig", "OpenAIConfig", "OutlierConfig", "PriceConfig",
+    "CorsConfig", "LedgerConfig", "LimitsConfig", "LiveConfig", "OpenAIConfig", "OutlierConfig",
+    "PriceConfig",
     "Priority", "ProjectConfig", "ProviderConfig", "RemoteImagesConfig", "RetryConfig",
     "SchedulingConfig", "SemanticCacheConfig", "ServerConfig", "Settings", "StateConfig",
     "StoreConfig", "TenantConfig", "Tier", "TracingConfig", "check_proxy", "clean_key",

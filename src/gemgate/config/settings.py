@@ -279,6 +279,14 @@ class OpenAIConfig(_Strict):
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
 
 
+class LiveConfig(_Strict):
+    """Live API sessions (edges/live.py): bounds a tenant and a silent client cannot exceed."""
+
+    max_sessions_per_tenant: int = Field(default=20, ge=1)  # open at once, per process
+    idle_timeout_s: float = Field(default=600.0, gt=0)  # no frame either way for this long
+    max_duration_s: float = Field(default=3600.0, gt=0)  # Google ends sessions sooner anyway
+
+
 class OutlierConfig(_Strict):
     """Keys and projects that keep failing with 5xx are set aside (upstream/outliers.py)."""
 
@@ -375,6 +383,7 @@ class Settings(_Strict):
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     outliers: OutlierConfig = Field(default_factory=OutlierConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("timezone")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from gemgate.access.counters import KeyCounters
 from gemgate.access.service import KeyService
+from gemgate.config import LiveConfig
 from gemgate.core.call import Attempt, Call
 from gemgate.core.classify import Verdict
 from gemgate.core.events import Events, Finished
@@ -47,9 +49,10 @@ class LiveEdge:
     def __init__(self, auth: Authenticator, pool: KeyPool, client: UpstreamClient,
                  upstream_url: str, events: Events, prices: PriceBook,
                  keys: KeyService | None, counters: KeyCounters,
-                 addresses: ClientAddress) -> None:
+                 addresses: ClientAddress, limits: LiveConfig) -> None:
         self.auth, self.pool, self.client, self.events = auth, pool, client, events
-        self.counters = counters
+        self.counters, self.limits = counters, limits
+        self.open_by_tenant: Counter[str] = Counter()
         self.prices, self.keys, self.addresses = prices, keys, addresses
         self.upstream = upstream_url.rstrip("/").replace("https://", "wss://", 1).replace(
             "http://", "ws://", 1)
@@ -66,14 +69,20 @@ class LiveEdge:
                     action="live", lang=_lang(request))
         call.client_ip = self.addresses.of(request)
         call.tenant, refused = self.auth.authenticate(_token(request), call.client_ip)
-        if refused is not None:
-            await _close(client, 1008, refused, call.lang)
+        if refused is not None or call.tenant is None:
+            await _close(client, 1008, refused or ProblemId.TOKEN_MISSING, call.lang)
+            return client
+        tenant = call.tenant.id
+        if self.open_by_tenant[tenant] >= self.limits.max_sessions_per_tenant:
+            await _close(client, 1008, ProblemId.LIVE_TOO_MANY_SESSIONS, call.lang)
             return client
         self.open_sessions += 1
+        self.open_by_tenant[tenant] += 1
         try:
             await self._run(request, client, call)
         finally:
             self.open_sessions -= 1
+            self.open_by_tenant[tenant] -= 1
         return client
 
     async def _run(self, request: web.Request, client: web.WebSocketResponse,
@@ -171,11 +180,28 @@ class LiveEdge:
         """Frames both ways until either side ends; the problem that ended it, if any."""
         await _forward(client, setup_complete)
         ended: list[ProblemId] = []
+        loop = asyncio.get_running_loop()
+        started = last = loop.time()
+
+        async def watch() -> None:  # idle and maximum duration
+            nonlocal last
+            while True:
+                now = loop.time()
+                idle_left = self.limits.idle_timeout_s - (now - last)
+                life_left = self.limits.max_duration_s - (now - started)
+                if idle_left <= 0 or life_left <= 0:
+                    found = ProblemId.LIVE_IDLE if idle_left <= 0 else ProblemId.LIVE_TOO_LONG
+                    ended.append(found)
+                    await _close(client, 1001, found, call.lang)
+                    return
+                await asyncio.sleep(min(idle_left, life_left))
 
         async def down() -> None:  # upstream → client
             while True:
                 frame = await upstream.receive()
                 if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    nonlocal last
+                    last = loop.time()
                     data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
                     if b"usageMetadata" in data and self._spent(call, data, usage):
                         await _close(client, 1008, ProblemId.BUDGET_EXCEEDED, call.lang)
@@ -191,8 +217,10 @@ class LiveEdge:
                 return
 
         async def up() -> None:  # client → upstream
+            nonlocal last
             while True:
                 frame = await client.receive()
+                last = loop.time()
                 if frame.type == WSMsgType.TEXT:
                     await upstream.send_str(frame.data)
                 elif frame.type == WSMsgType.BINARY:
@@ -202,7 +230,8 @@ class LiveEdge:
                     await upstream.close(code=code)
                     return
 
-        tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+        tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up()),
+                 asyncio.ensure_future(watch())]
         _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
