@@ -149,3 +149,17 @@ def gateway(sim: RunningSimulator) -> Iterator[RunningGateway]:
     """One gateway in front of `sim` for a whole test module."""
     with run_gateway(sim.url) as running:
         yield running
+
+
+@pytest.fixture
+def batch_sim() -> Iterator[RunningSimulator]:
+    """A simulator of this test's own: batch tests tune its job timing."""
+    from gemgate.simulator import run_simulator
+
+    with run_simulator() as running:
+        yield running
+
+
+def tune_sim(sim: RunningSimulator, **settings: Any) -> None:
+    """Changes a running simulator's settings (`/_sim/config`)."""
+    requests.patch(sim.url + "/_sim/config", json=settings, timeout=5).raise_for_status()

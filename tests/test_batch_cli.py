@@ -61,6 +61,12 @@ def _batch(*args: str) -> subprocess.Popen[bytes]:
     return process
 
 
+def _run_args(source: Path, out: Path, url: str, concurrency: str) -> tuple[str, ...]:
+    """`gemgate batch run` through the gateway at `url` (the same command re-runs it)."""
+    return ("run", str(source), "-o", str(out), "--model", FLASH, "--concurrency", concurrency,
+            "--gateway", url, "--token", TOKEN)
+
+
 def _finished(process: subprocess.Popen[bytes], timeout: float = 120) -> str:
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output.decode()
@@ -119,8 +125,7 @@ def test_killed_half_way_and_run_again_no_id_is_called_twice(tmp_path: Path) -> 
     out = tmp_path / "out.jsonl"
     journal = tmp_path / "out.jsonl.journal"
     with run_simulator(latency_ms=30) as sim, run_gateway(sim.url, PAID) as gateway:
-        args = ("run", str(source), "-o", str(out), "--model", FLASH, "--concurrency", "16",
-                "--gateway", gateway.url, "--token", TOKEN)
+        args = _run_args(source, out, gateway.url, "16")
         first = _batch(*args)
         eventually(lambda: _journaled(journal) >= 600, 60, "the run never got half-way")
         os.kill(first.pid, signal.SIGKILL)
@@ -269,8 +274,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     journal = tmp_path / "out.jsonl.journal"
     with run_simulator(latency_ms=30) as sim, run_gateway(sim.url, PAID) as gateway:
-        args = ("run", str(source), "-o", str(out), "--model", FLASH, "--concurrency", "8",
-                "--gateway", gateway.url, "--token", TOKEN)
+        args = _run_args(source, out, gateway.url, "8")
         first = _batch(*args)
         eventually(lambda: _journaled(journal) >= 100, 60, "the run never started")
         first.send_signal(signal.SIGINT)

@@ -4,17 +4,15 @@ price (half the interactive one) exactly once, however often they are read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import requests
 from google.genai import errors, types
 
-from gemgate.simulator import RunningSimulator, run_simulator
-from tests.conftest import TOKEN, run_gateway, sdk
+from gemgate.simulator import RunningSimulator
+from tests.conftest import TOKEN, run_gateway, sdk, tune_sim
 
 OTHER = "gg-other-tenant-0001"
 TENANTS = [{"name": "team", "token": TOKEN}, {"name": "other", "token": OTHER}]
@@ -23,22 +21,12 @@ LINES = [{"contents": [{"parts": [{"text": f"question {n}"}], "role": "user"}]}
 SAME = [LINES[0]] * 3
 
 
-@pytest.fixture
-def batch_sim() -> Iterator[RunningSimulator]:
-    with run_simulator() as running:
-        yield running
-
-
-def _tune(sim: RunningSimulator, **settings: Any) -> None:
-    requests.patch(sim.url + "/_sim/config", json=settings, timeout=5).raise_for_status()
-
-
 def test_a_batch_job_through_the_gateway_is_its_creators_and_metered_once(
         batch_sim: RunningSimulator, tmp_path: Path) -> None:
     projects = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
     with run_gateway(batch_sim.url, projects, tenants=TENANTS) as gateway:
         client, other = sdk(gateway.url, TOKEN), sdk(gateway.url, OTHER)
-        _tune(batch_sim, batch_seconds=3600)
+        tune_sim(batch_sim, batch_seconds=3600)
         job = client.batches.create(model="gemini-2.5-flash",
                                     src=[{"contents": line["contents"]} for line in SAME])
         assert job.state == types.JobState.JOB_STATE_PENDING
@@ -51,7 +39,7 @@ def test_a_batch_job_through_the_gateway_is_its_creators_and_metered_once(
             assert refused.value.code == 404
         assert list(other.batches.list()) == []
         assert [j.name for j in client.batches.list()] == [job.name]
-        _tune(batch_sim, batch_seconds=0)
+        tune_sim(batch_sim, batch_seconds=0)
         for _ in range(3):  # read three times: metered once
             done = client.batches.get(name=job.name)
         assert done.state == types.JobState.JOB_STATE_SUCCEEDED
@@ -72,7 +60,7 @@ def test_a_batch_job_through_the_gateway_is_its_creators_and_metered_once(
         assert row["cost_usd"] == pytest.approx(3 * one["cost_usd"] / 2, rel=1e-6)
         assert usage[0].total_token_count == usage[2].total_token_count
         # A job cancelled by its creator.
-        _tune(batch_sim, batch_seconds=3600)
+        tune_sim(batch_sim, batch_seconds=3600)
         second = client.batches.create(model="gemini-2.5-flash", src=[{"contents": "x"}])
         client.batches.cancel(name=second.name)
         assert client.batches.get(name=second.name).state == \
@@ -84,7 +72,7 @@ def test_a_file_batch_is_metered_when_its_results_are_downloaded(
     projects = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
     with run_gateway(batch_sim.url, projects, tenants=TENANTS) as gateway:
         client, other = sdk(gateway.url, TOKEN), sdk(gateway.url, OTHER)
-        _tune(batch_sim, batch_seconds=0)
+        tune_sim(batch_sim, batch_seconds=0)
         source = tmp_path / "in.jsonl"
         source.write_bytes(b"".join(orjson.dumps({"key": f"k{n}", "request": line}) + b"\n"
                                     for n, line in enumerate(LINES)))

@@ -4,35 +4,22 @@ inline and as a downloadable file, list paging, and jobs walled per project."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-import requests
 from google.genai import errors, types
 
-from gemgate.simulator import RunningSimulator, run_simulator
-from tests.conftest import sim_sdk
+from gemgate.simulator import RunningSimulator
+from tests.conftest import sim_sdk, tune_sim
 
 LINES = [{"contents": [{"parts": [{"text": f"question {n}"}], "role": "user"}]}
          for n in range(3)]
 
 
-@pytest.fixture
-def batch_sim() -> Iterator[RunningSimulator]:
-    with run_simulator() as running:
-        yield running
-
-
-def _tune(sim: RunningSimulator, **settings: Any) -> None:
-    requests.patch(sim.url + "/_sim/config", json=settings, timeout=5).raise_for_status()
-
-
 def test_an_inline_job_runs_and_answers_each_request(batch_sim: RunningSimulator) -> None:
     client = sim_sdk(batch_sim)
-    _tune(batch_sim, batch_seconds=3600)
+    tune_sim(batch_sim, batch_seconds=3600)
     job = client.batches.create(
         model="gemini-2.5-flash",
         src=[*({"contents": line["contents"], "metadata": {"n": str(n)}}
@@ -41,7 +28,7 @@ def test_an_inline_job_runs_and_answers_each_request(batch_sim: RunningSimulator
         config={"display_name": "eval-1"})
     assert job.state == types.JobState.JOB_STATE_PENDING and job.name.startswith("batches/")
     assert job.display_name == "eval-1"
-    _tune(batch_sim, batch_seconds=0)
+    tune_sim(batch_sim, batch_seconds=0)
     done = client.batches.get(name=job.name)
     assert done.state == types.JobState.JOB_STATE_SUCCEEDED and done.end_time
     answers = done.dest.inlined_responses
@@ -53,7 +40,7 @@ def test_an_inline_job_runs_and_answers_each_request(batch_sim: RunningSimulator
 
 def test_a_file_job_writes_a_results_file(batch_sim: RunningSimulator, tmp_path: Path) -> None:
     client = sim_sdk(batch_sim)
-    _tune(batch_sim, batch_seconds=0)
+    tune_sim(batch_sim, batch_seconds=0)
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"".join(orjson.dumps({"key": f"k{n}", "request": line}) + b"\n"
                                 for n, line in enumerate(LINES)) + b"not json\n")
@@ -79,14 +66,14 @@ def test_a_file_job_writes_a_results_file(batch_sim: RunningSimulator, tmp_path:
 def test_cancel_fail_expire_delete_and_list_pages(batch_sim: RunningSimulator,
                                                   tmp_path: Path) -> None:
     client = sim_sdk(batch_sim)
-    _tune(batch_sim, batch_seconds=3600)
+    tune_sim(batch_sim, batch_seconds=3600)
     first = client.batches.create(model="gemini-2.5-flash", src=[{"contents": "a"}])
     client.batches.cancel(name=first.name)
     assert client.batches.get(name=first.name).state == types.JobState.JOB_STATE_CANCELLED
-    _tune(batch_sim, batch_seconds=3600, batch_expire_seconds=0.001)
+    tune_sim(batch_sim, batch_seconds=3600, batch_expire_seconds=0.001)
     late = client.batches.create(model="gemini-2.5-flash", src=[{"contents": "b"}])
     assert client.batches.get(name=late.name).state == types.JobState.JOB_STATE_EXPIRED
-    _tune(batch_sim, batch_seconds=0, batch_expire_seconds=172800)
+    tune_sim(batch_sim, batch_seconds=0, batch_expire_seconds=172800)
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"nothing here\n")
     uploaded = client.files.upload(file=str(empty), config={"mime_type": "application/jsonl"})
