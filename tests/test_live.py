@@ -7,55 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ssl
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from google import genai
 from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from gemgate.simulator import run_simulator
 from gemgate.tls import self_signed
-from tests.conftest import ADMIN, TOKEN, eventually, run_gateway
-
-MODEL = "gemini-2.5-flash"
-PAID = [{"name": "sim-paid", "tier": "tier1", "keys": ["sim-paid-key-1"]}]
-
-
-def _client(url: str, cert: Path, token: str = TOKEN) -> genai.Client:
-    context = ssl.create_default_context(cafile=str(cert))
-    return genai.Client(api_key=token, http_options=types.HttpOptions(
-        base_url=url, client_args={"verify": str(cert)}, async_client_args={"ssl": context}))
-
-
-async def _turn(session: Any, text: str) -> tuple[str, list[Any]]:
-    await session.send_client_content(turns=types.Content(role="user",
-                                                          parts=[types.Part(text=text)]))
-    said, seen = "", []
-    async for message in session.receive():
-        seen.append(message)
-        if message.text:
-            said += message.text
-        if message.server_content and message.server_content.turn_complete:
-            break
-    return said, seen
+from tests.conftest import ADMIN, eventually, run_gateway
+from tests.live_helpers import MODEL, PAID, live_client, turn
 
 
 def test_a_live_session_through_the_gateway(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     with run_simulator(live_goaway_seconds=0.5) as sim, run_gateway(
             sim.url, PAID, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
-        client = _client(gateway.url, cert)
+        client = live_client(gateway.url, cert)
 
         async def session() -> tuple[str, str, bool, bool, bytes]:
             config = types.LiveConnectConfig(response_modalities=["TEXT"],
                                              session_resumption=types.SessionResumptionConfig())
             async with client.aio.live.connect(model=MODEL, config=config) as live:
-                first, seen = await _turn(live, "Hello, who are you?")
-                second, more = await _turn(live, "And what do you do?")
+                first, seen = await turn(live, "Hello, who are you?")
+                await live.send_realtime_input(video=types.Blob(  # billed with the next turn
+                    data=b"\xff\xd8 a frame \xff\xd9", mime_type="image/jpeg"))
+                second, more = await turn(live, "And what do you do?")
                 resumed = any(m.session_resumption_update for m in seen + more)
                 audio = base64.b64encode(b"\x01\x02" * 4000)
                 await live.send_realtime_input(audio=types.Blob(
@@ -87,6 +65,9 @@ def test_a_live_session_through_the_gateway(tmp_path: Path) -> None:
         assert len(rows) == 1 and rows[0]["tenant"] == "team"
         assert rows[0]["prompt_tokens"] > 0 and rows[0]["total_tokens"] > 0
         assert rows[0]["cost_usd"] > 0 and rows[0]["project"] == "sim-paid"
+        # Tokens by modality: text turns, the video frame, the audio in and out.
+        said = rows[0]["modalities"]
+        assert "VIDEO 258" in said and "AUDIO" in said.split("; out")[1], said
 
 
 def test_a_project_that_refuses_the_setup_is_passed_over(tmp_path: Path) -> None:
@@ -95,10 +76,10 @@ def test_a_project_that_refuses_the_setup_is_passed_over(tmp_path: Path) -> None
     with run_simulator() as sim, run_gateway(
             sim.url, projects, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
         async def talk() -> str:
-            async with _client(gateway.url, cert).aio.live.connect(
+            async with live_client(gateway.url, cert).aio.live.connect(
                     model=MODEL, config=types.LiveConnectConfig(
                         response_modalities=["TEXT"])) as live:
-                return (await _turn(live, "hello"))[0]
+                return (await turn(live, "hello"))[0]
 
         for _ in range(2):  # whichever project the pool offers first
             assert asyncio.run(talk())
@@ -113,11 +94,11 @@ def test_a_bad_token_and_a_spent_budget_close_the_session(tmp_path: Path) -> Non
     with run_simulator() as sim, run_gateway(
             sim.url, PAID, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
         async def connect(token: str) -> None:
-            async with _client(gateway.url, cert, token).aio.live.connect(
+            async with live_client(gateway.url, cert, token).aio.live.connect(
                     model=MODEL, config=types.LiveConnectConfig(
                         response_modalities=["TEXT"])) as live:
                 for _ in range(50):
-                    await _turn(live, "Write a long answer about gateways and relays.")
+                    await turn(live, "Write a long answer about gateways and relays.")
 
         # The SDK raises its APIError or the socket's own close, depending on when it reads.
         closed = (errors.APIError, ConnectionClosedError)
@@ -142,15 +123,15 @@ def test_sessions_per_tenant_idle_and_duration_are_bounded(tmp_path: Path) -> No
     with run_simulator() as sim, run_gateway(
             sim.url, PAID, live=live,
             server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
-        client = _client(gateway.url, cert)
+        client = live_client(gateway.url, cert)
         config = types.LiveConnectConfig(response_modalities=["TEXT"])
 
         async def two_at_once() -> str:
             async with client.aio.live.connect(model=MODEL, config=config) as first:
-                assert (await _turn(first, "hello"))[0]
+                assert (await turn(first, "hello"))[0]
                 try:
                     async with client.aio.live.connect(model=MODEL, config=config) as second:
-                        await _turn(second, "me too")
+                        await turn(second, "me too")
                 except (errors.APIError, ConnectionClosed) as refused:
                     return str(refused)
             return "not refused"
@@ -172,7 +153,7 @@ def test_sessions_per_tenant_idle_and_duration_are_bounded(tmp_path: Path) -> No
             async with client.aio.live.connect(model=MODEL, config=config) as session:
                 try:
                     for _ in range(100):  # a turn every 0.2 s: never idle, but too long
-                        await _turn(session, "again")
+                        await turn(session, "again")
                         await asyncio.sleep(0.2)
                 except (errors.APIError, ConnectionClosed) as closed:
                     return str(closed)

@@ -183,3 +183,42 @@ def test_learnt_limits_and_resting_provider_keys_are_told_and_adopted() -> None:
     import time as clock
     assert link is not None and link.provider.next_key(clock.monotonic()) is None  # as told
     assert link.provider.next_key(clock.monotonic() + 61) is not None  # and back after it
+
+
+def test_slots_are_bounded_and_a_dead_holders_lease_runs_out() -> None:
+    import asyncio
+
+    from gemgate.state.slots import LEASE_S, MemorySlots
+
+    now = [0.0]
+    slots = MemorySlots(lambda: now[0])
+
+    async def run() -> None:
+        assert await slots.take("p", "a", 2) and await slots.take("p", "b", 2)
+        assert not await slots.take("p", "c", 2) and await slots.take("p", "a", 2)  # held
+        now[0] = LEASE_S - 1
+        await slots.renew("p", "a")  # "b" stops renewing: its holder died
+        now[0] = LEASE_S + 1
+        assert await slots.count("p") == 1 and await slots.take("p", "c", 2)
+        await slots.give("p", "a")
+        assert await slots.count("p") == 1
+
+    asyncio.run(run())
+
+
+def test_live_usage_is_summed_by_modality_and_audio_priced_as_audio() -> None:
+    from gemgate.prices import PriceBook, Tokens
+    from gemgate.usage import add_usage, modalities_of
+
+    usage: dict[str, Any] = {}
+    add_usage(usage, {"promptTokenCount": 10, "responseTokenCount": 4,
+                      "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 10}],
+                      "responseTokensDetails": [{"modality": "TEXT", "tokenCount": 4}]})
+    assert modalities_of(usage) is None  # all text: nothing stored
+    add_usage(usage, {"promptTokenCount": 1000, "responseTokenCount": 1000,
+                      "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": 1000}],
+                      "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 1000}]})
+    assert modalities_of(usage) == "in TEXT 10 AUDIO 1000; out TEXT 4 AUDIO 1000"
+    cost = PriceBook().cost("gemini-2.5-flash-native-audio-preview", Tokens.of(usage))
+    # text in 10 × $0.50, audio in 1000 × $3, text out 4 × $2, audio out 1000 × $12 (per 1M)
+    assert cost == round((10 * 0.5 + 1000 * 3 + 4 * 2 + 1000 * 12) / 1e6, 9)

@@ -31,6 +31,7 @@ from gemgate.edges.gemini import GeminiEdge, unknown_route
 from gemgate.edges.guard import AdminGuard
 from gemgate.edges.intake import BodyReader
 from gemgate.edges.live import LiveEdge
+from gemgate.edges.live_tokens import TokenEdge
 from gemgate.edges.openai import OpenAIEdge
 from gemgate.edges.operator import OperatorEdge, QuotaReader
 from gemgate.edges.ops import OpsEdge
@@ -38,6 +39,8 @@ from gemgate.edges.safety import google_shaped_failures
 from gemgate.edges.uploads import UploadEdge
 from gemgate.edges.wire import ClientAddress
 from gemgate.ledger.prompts import PromptKeeper
+from gemgate.live.seats import LiveSeats
+from gemgate.live.tokens import EphemeralTokens
 from gemgate.logs import access_log
 from gemgate.metrics import Metrics, StateCollector
 from gemgate.pipeline.access_log import write_line
@@ -51,7 +54,7 @@ from gemgate.pipeline.relay import Relay
 from gemgate.pipeline.rights import Rights
 from gemgate.pipeline.route import Router
 from gemgate.prices import PriceBook
-from gemgate.scheduling.limits import LimitBook
+from gemgate.scheduling.limits import LimitBook, live_sessions
 from gemgate.scheduling.scheduler import Scheduler
 from gemgate.serving import IDLE_TIMEOUT_S, SHUTDOWN_GRACE_S
 from gemgate.state import Limits
@@ -114,23 +117,26 @@ def _told(events: Events, health: HealthState) -> Callable[[Shared], None]:
 
 def _state_reader(pool: KeyPool, limits: LimitBook, scheduler: Scheduler | None,
                   budgets: Budgets, book: KeyBook, store: Store | None,
-                  backends: Backends) -> tuple[Callable[[], dict[str, Any]],
+                  backends: Backends, seats: LiveSeats) -> tuple[Callable[[], dict[str, Any]],
                                                Callable[[], Awaitable[None]]]:
     """What the metrics read at scrape time (never on a request's way), and what must be
     fetched first (the shared quota windows, when they are in Redis)."""
     state = scheduler.state if scheduler is not None else None
     shared: dict[tuple[str, str, str], int] = {}
+    sessions: dict[tuple[str, str, str], tuple[int, int]] = {}
 
     async def fetch() -> None:
         if isinstance(state, RedisRateState):
             shared.clear()
             shared.update(await state.in_use())
+        sessions.clear()
+        sessions.update(await seats.in_use([(p.name, p.tier) for p in pool.projects]))
 
     def read() -> dict[str, Any]:
         in_use = dict(shared)
         if isinstance(state, MemoryRateState):
             in_use = state.in_use()
-        quota = _with_caps(in_use, limits)
+        quota = {**_with_caps(in_use, limits), **sessions}
         ledger = store.ledger if store is not None else None
         return {"projects": pool.view(), "quota": quota,
                 "budgets": budgets.used(book.keys()),
@@ -151,8 +157,10 @@ def _with_caps(in_use: dict[tuple[str, str, str], int],
     return quota
 
 
-def _quota_reader(limits: LimitBook, scheduler: Scheduler | None) -> QuotaReader:
-    """The console's quota bars: each project's use of each model's windows now."""
+def _quota_reader(limits: LimitBook, scheduler: Scheduler | None, pool: KeyPool,
+                  seats: LiveSeats) -> QuotaReader:
+    """The console's quota bars: each project's use of each model's windows now, and its
+    open Live sessions against Google's limit for them."""
     state = scheduler.state if scheduler is not None else None
 
     async def quota() -> list[dict[str, Any]]:
@@ -161,10 +169,22 @@ def _quota_reader(limits: LimitBook, scheduler: Scheduler | None) -> QuotaReader
             in_use = await state.in_use()
         elif isinstance(state, MemoryRateState):
             in_use = state.in_use()
+        rows = {**_with_caps(in_use, limits),
+                **await seats.in_use([(p.name, p.tier) for p in pool.projects])}
         return [{"project": p, "model": m, "window": w, "used": used, "limit": cap}
-                for (p, m, w), (used, cap) in sorted(_with_caps(in_use, limits).items())]
+                for (p, m, w), (used, cap) in sorted(rows.items())]
 
     return quota
+
+
+def _live_sessions_of(settings: Settings) -> Callable[[str, str], int]:
+    """How many Live sessions a project may hold at once: its configured `live_sessions`,
+    else its tier's (a project added in the console has only its tier)."""
+    configured = {p.name: p.live_sessions for p in settings.projects if p.live_sessions}
+
+    def of(name: str, tier: str) -> int:
+        return configured.get(name) or live_sessions(tier)
+    return of
 
 
 def build_app(settings: Settings, clock: Callable[[], float] = time.time,
@@ -218,11 +238,14 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
             if semantic.enabled else None
         cache = ResponseCache(settings.cache, backends.cache_store(monotonic), meter.prices,
                               embedder, backends.vector_index() if semantic.enabled else None)
+    seats = LiveSeats(backends.slots(monotonic), settings.live.max_sessions_per_tenant,
+                      _live_sessions_of(settings))
     tracing = Tracing(settings.tracing, events) if settings.tracing.enabled else None
     metrics = Metrics(events, meter.cost, settings.metrics.max_tenants) \
         if settings.metrics.enabled else None
     if metrics is not None:
-        read, fetch = _state_reader(pool, limits, scheduler, budgets, book, store, backends)
+        read, fetch = _state_reader(pool, limits, scheduler, budgets, book, store, backends,
+                                    seats)
         metrics.add_collector(StateCollector(read))
         metrics.before_scrape(fetch)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache,
@@ -261,7 +284,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     live = LiveFigures(events)
     prompts = PromptKeeper(backends.records_for("prompts"), settings.ledger.prompt_retention_h,
                            events) if settings.ledger.keep_prompts else None
-    quota = _quota_reader(limits, scheduler)
+    quota = _quota_reader(limits, scheduler, pool, seats)
     app.add_routes(AdminEdge(pool, providers, backends.view, guard, keys, ledger,
                              settings.timezone, bodies, owners, cache,
                              store.audit if store else None).routes(prefix))
@@ -271,9 +294,12 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
                                cache.stats if cache is not None else lambda: None,
                                keys, keyring, quota, live, lambda: effective(settings),
                                prompts, settings.path_prefix).routes(prefix))
+    addresses = ClientAddress(settings.trusted_proxies)
+    tokens = EphemeralTokens(backends.records_for("live-tokens"),
+                             settings.live.token_max_lifetime_s, clock)
+    app.add_routes(TokenEdge(auth, tokens, addresses).routes(prefix))
     app.add_routes(LiveEdge(auth, pool, client, settings.upstream_url, events, meter.prices,
-                            keys, counters, ClientAddress(settings.trusted_proxies),
-                            settings.live)
+                            keys, counters, addresses, settings.live, seats, tokens)
                    .routes(prefix))
     app.add_routes(openai.routes(prefix))  # before Gemini's: /v1/models is both
     app.add_routes(gemini.routes(prefix))

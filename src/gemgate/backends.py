@@ -27,6 +27,8 @@ from gemgate.state.redis.health import RedisHealth
 from gemgate.state.redis.link import Link
 from gemgate.state.redis.rates import RedisRateState
 from gemgate.state.redis.records import RedisRecords
+from gemgate.state.redis.slots import RedisSlots
+from gemgate.state.slots import MemorySlots, Slots
 from gemgate.storage import Store
 from gemgate.storage.postgres.store import PgStore
 from gemgate.storage.sqlite.store import SqliteStore
@@ -59,6 +61,10 @@ class Backends:
         """Small records with a lifetime (upload sessions, console sessions), shared when the
         state is."""
         return RedisRecords(self.link, space) if self.link is not None else MemoryRecords()
+
+    def slots(self, clock: Callable[[], float]) -> Slots:
+        """Things open at once against a limit (Live sessions), shared when the state is."""
+        return RedisSlots(self.link) if self.link is not None else MemorySlots(clock)
 
     def make_store(self, clock: Callable[[], float]) -> Store | None:
         """The storage backend (None with the ledger switched off)."""

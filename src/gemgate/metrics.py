@@ -36,6 +36,7 @@ from gemgate.core.events import (
     Events,
     FellBack,
     Finished,
+    LiveReport,
     PoolChanged,
     QueueWaited,
 )
@@ -125,11 +126,20 @@ class Metrics:
                              "did.", ["result"], registry=r)
         self.saved = Counter("gemgate_cache_saved_usd", "USD the cache's hits saved.",
                              registry=r)
+        self.live_open = Gauge("gemgate_live_sessions", "Live sessions open now, by model.",
+                               ["model"], registry=r, multiprocess_mode="livesum")
+        self.live_ended = Counter("gemgate_live_sessions_ended", "Live sessions closed, by "
+                                  "what ended them.", ["reason"], registry=r)
+        self.live_frames = Counter("gemgate_live_frames", "Live frames relayed, by direction "
+                                   "(up: client to Google).", ["direction"], registry=r)
+        self.live_bytes = Counter("gemgate_live_bytes", "Live bytes relayed, by direction.",
+                                  ["direction"], registry=r)
         Gauge("gemgate_build_info", "gemgate's version.", ["version"], registry=r,
               multiprocess_mode="max").labels(__version__).set(1)
         self._bounds = {self.duration: _LATENCY, self.token_usage: _TOKENS,
                         self.queue_wait: _WAITS, self.ttfb: _LATENCY}
-        events.subscribe(self._on_event, (AttemptMade, FellBack, QueueWaited, PoolChanged))
+        events.subscribe(self._on_event, (AttemptMade, FellBack, QueueWaited, PoolChanged,
+                                          LiveReport))
         # A recorder, after the ledger's: the meter has counted the request's cost by then.
         events.record_with(self._on_finished)
 
@@ -218,6 +228,22 @@ class Metrics:
             self._observe(self.queue_wait, (event.priority,), event.waited_ms / 1000)
         elif isinstance(event, PoolChanged):
             self._inc(self.pool_changes, (event.project, event.state))
+        elif isinstance(event, LiveReport):
+            self._live(event)
+
+    def _live(self, report: LiveReport) -> None:
+        """A Live session's report: the open gauge moves at once (a gauge is not summed in
+        the dictionaries), frames and bytes are counted every few seconds of the session."""
+        if report.state == "opened":
+            self._child(self.live_open, (report.model,)).inc()
+        elif report.state == "closed":
+            self._child(self.live_open, (report.model,)).dec()
+            self._inc(self.live_ended, (report.ended,))
+        for direction, frames, size in (("up", report.frames_up, report.bytes_up),
+                                        ("down", report.frames_down, report.bytes_down)):
+            if frames:
+                self._inc(self.live_frames, (direction,), frames)
+                self._inc(self.live_bytes, (direction,), size)
 
     def _finished(self, call: Call, event: Finished) -> None:
         problem = str(event.problem or "")

@@ -36,6 +36,7 @@ class Price:
     output: float
     cached: float = 0.0
     audio_input: float | None = None
+    audio_output: float | None = None  # the native-audio (Live) models speak at their own price
     input_long: float | None = None
     output_long: float | None = None
     cached_long: float | None = None
@@ -51,6 +52,10 @@ PRICES: dict[str, Price] = {
                             cached_long=0.25, storage=4.50),
     "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01, audio_input=0.30, storage=1.00),
     "gemini-2.5-flash": Price(0.30, 2.50, 0.03, audio_input=1.00, storage=1.00),
+    # The Live API's native-audio models: text in/out at the first two prices, audio (and
+    # video) in and audio out at their own.
+    "gemini-2.5-flash-native-audio": Price(0.50, 2.00, audio_input=3.00, audio_output=12.00),
+    "gemini-live-2.5-flash": Price(0.50, 2.00, audio_input=3.00, audio_output=12.00),
     "gemini-2.0-flash-lite": Price(0.075, 0.30, 0.0),
     "gemini-2.0-flash": Price(0.10, 0.40, 0.025, audio_input=0.70, storage=1.00),
     "gemini-3.1-pro": Price(2.0, 12.0, 0.20, input_long=4.0, output_long=18.0, cached_long=0.40,
@@ -72,6 +77,7 @@ class Tokens:
     tool_use: int = 0
     total: int = 0
     audio_prompt: int = 0
+    audio_candidates: int = 0
 
     @classmethod
     def of(cls, usage: Mapping[str, Any] | None) -> Tokens:
@@ -82,15 +88,21 @@ class Tokens:
             value = usage.get(name)
             return value if isinstance(value, int) and value > 0 else 0
 
-        audio = 0
-        for detail in usage.get("promptTokensDetails") or ():
-            if isinstance(detail, dict) and detail.get("modality") == "AUDIO":
-                audio += detail.get("tokenCount") or 0
+        audio = _audio(usage.get("promptTokensDetails"))
         # Embeddings answer with no usageMetadata on most models; batchEmbed may carry
         # `totalTokenCount` only. Whatever is there is kept.
         return cls(count("promptTokenCount"), count("candidatesTokenCount"),
                    count("thoughtsTokenCount"), count("cachedContentTokenCount"),
-                   count("toolUsePromptTokenCount"), count("totalTokenCount"), audio)
+                   count("toolUsePromptTokenCount"), count("totalTokenCount"), audio,
+                   _audio(usage.get("candidatesTokensDetails")))
+
+
+def _audio(details: Any) -> int:
+    """The AUDIO (and VIDEO: priced alike) tokens of a usageMetadata's split by modality."""
+    if not details:
+        return 0
+    return sum(d.get("tokenCount") or 0 for d in details
+               if isinstance(d, dict) and d.get("modality") in ("AUDIO", "VIDEO"))
 
 
 class PriceBook:
@@ -135,8 +147,10 @@ def cost_of(price: Price, tokens: Tokens) -> float:
     audio = min(tokens.audio_prompt, tokens.prompt - cached)
     plain_input = tokens.prompt - cached - audio + tokens.tool_use
     audio_price = price.audio_input if price.audio_input is not None else price.input
+    spoken = min(tokens.audio_candidates, tokens.candidates) if price.audio_output else 0
     micro = (plain_input * price.input + audio * audio_price + cached * price.cached
-             + (tokens.candidates + tokens.thoughts) * price.output)
+             + (tokens.candidates - spoken + tokens.thoughts) * price.output
+             + spoken * (price.audio_output or 0.0))
     # Rounded to a billionth of a dollar: float noise below that is not money.
     return round(micro / 1_000_000, 9)
 

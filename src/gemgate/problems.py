@@ -92,6 +92,10 @@ class ProblemId(StrEnum):
     LIVE_TOO_MANY_SESSIONS = "LIVE_TOO_MANY_SESSIONS"
     LIVE_IDLE = "LIVE_IDLE"
     LIVE_TOO_LONG = "LIVE_TOO_LONG"
+    LIVE_PROJECTS_FULL = "LIVE_PROJECTS_FULL"
+    LIVE_TOKEN_INVALID = "LIVE_TOKEN_INVALID"
+    LIVE_TOKEN_SPENT = "LIVE_TOKEN_SPENT"
+    LIVE_TOKEN_BAD_REQUEST = "LIVE_TOKEN_BAD_REQUEST"
 
 
 @dataclass(frozen=True)
@@ -653,6 +657,30 @@ PROBLEMS = _table(
             "resumption handle to go on.",
             "Live 会话达到 live.max_duration_s 上限，已被关闭。请带上会话恢复句柄重新连接以继续。",
             message="Live session reached its maximum duration."),
+    Problem(ProblemId.LIVE_PROJECTS_FULL,
+            "Every project that serves this model already has as many Live sessions open as "
+            "Google allows it (projects[].live_sessions, or the tier's limit). Retry shortly, "
+            "or add a project.",
+            "所有可服务该模型的项目都已达到 Google 允许的同时 Live 会话数（projects[].live_sessions"
+            " 或所在层级的上限）。请稍后重试，或增加项目。", status=429,
+            message="No project has room for another Live session."),
+    Problem(ProblemId.LIVE_TOKEN_INVALID,
+            "This ephemeral token is unknown or has expired. Mint a new one with "
+            "client.auth_tokens.create() through gemgate.",
+            "该临时令牌不存在或已过期。请通过 gemgate 调用 client.auth_tokens.create() 重新生成。",
+            status=401, message="Ephemeral token invalid or expired."),
+    Problem(ProblemId.LIVE_TOKEN_SPENT,
+            "This ephemeral token has no uses left, or its time to start new sessions "
+            "(newSessionExpireTime) has passed. Mint a new one.",
+            "该临时令牌的可用次数已用完，或已过开启新会话的时限（newSessionExpireTime）。请重新生成。",
+            status=401, message="Ephemeral token spent."),
+    Problem(ProblemId.LIVE_TOKEN_BAD_REQUEST,
+            "The auth_tokens request is malformed: uses must be a positive integer, times "
+            "RFC 3339 in the future and within live.token_max_lifetime_s, and the setup's "
+            "model one this key may use.",
+            "auth_tokens 请求格式有误：uses 须为正整数，时间须为未来的 RFC 3339 时间且不超过 "
+            "live.token_max_lifetime_s，setup 中的模型须为该密钥可用的模型。", status=400,
+            message="Invalid auth token request."),
 )
 
 

@@ -34,3 +34,54 @@ def find_usage(body: bytes) -> dict[str, Any] | None:
             if depth < 0:
                 return None
     return None
+
+
+# A Live usageMetadata's names → generateContent's (what Tokens and the ledger read).
+_LIVE_COUNTS = (("promptTokenCount", "promptTokenCount"),
+                ("responseTokenCount", "candidatesTokenCount"),
+                ("candidatesTokenCount", "candidatesTokenCount"),
+                ("thoughtsTokenCount", "thoughtsTokenCount"),
+                ("cachedContentTokenCount", "cachedContentTokenCount"),
+                ("toolUsePromptTokenCount", "toolUsePromptTokenCount"),
+                ("totalTokenCount", "totalTokenCount"))
+_LIVE_DETAILS = (("promptTokensDetails", "promptTokensDetails"),
+                 ("responseTokensDetails", "candidatesTokensDetails"),
+                 ("candidatesTokensDetails", "candidatesTokensDetails"))
+
+
+def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Adds one usageMetadata (a Live turn's) to a running total, counts and their split by
+    modality both, named as generateContent names them."""
+    for given, kept in _LIVE_COUNTS:
+        if isinstance(more.get(given), int):
+            total[kept] = total.get(kept, 0) + more[given]
+    for given, kept in _LIVE_DETAILS:
+        details = more.get(given)
+        if not isinstance(details, list):
+            continue
+        by_modality = {d["modality"]: d for d in total.setdefault(kept, [])}
+        for detail in details:
+            if isinstance(detail, dict) and isinstance(detail.get("tokenCount"), int):
+                name = str(detail.get("modality") or "MODALITY_UNSPECIFIED")
+                mine = by_modality.setdefault(name, {"modality": name, "tokenCount": 0})
+                if mine not in total[kept]:
+                    total[kept].append(mine)
+                mine["tokenCount"] += detail["tokenCount"]
+
+
+def modalities_of(usage: dict[str, Any] | None) -> str | None:
+    """Tokens by modality for the ledger ("in TEXT 12 AUDIO 40; out AUDIO 40"), only when some
+    were not text: an all-text request (nearly all of them) stores nothing."""
+    if not usage:
+        return None
+    sides, other = [], False
+    for name, side in (("promptTokensDetails", "in"), ("candidatesTokensDetails", "out")):
+        details = usage.get(name)
+        if not isinstance(details, list) or not details:
+            continue
+        said = " ".join(f"{d.get('modality')} {d.get('tokenCount', 0)}" for d in details
+                        if isinstance(d, dict))
+        other = other or any(isinstance(d, dict) and d.get("modality") != "TEXT"
+                             for d in details)
+        sides.append(f"{side} {said}")
+    return "; ".join(sides) if other else None

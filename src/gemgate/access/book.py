@@ -30,6 +30,9 @@ class KeyBook:
     def keys(self) -> list[VirtualKey]:
         return list(self._by_id.values())
 
+    def by_id(self, key_id: str) -> VirtualKey | None:
+        return self._by_id.get(key_id)
+
     def find(self, secret: str) -> VirtualKey | None:
         """The key whose secret this is, or None. The dict lookup is by digest, so its timing
         says nothing about the secret; the final comparison is constant-time all the same."""

@@ -38,6 +38,7 @@ class ProjectConfig(_Strict):
     keys: list[str] = Field(min_length=1)
     proxy: str | None = None  # http://, https://, socks5:// — how this project reaches Google
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)  # model id or "*"
+    live_sessions: int | None = Field(default=None, ge=1)  # concurrent Live; None: the tier's
 
     @field_validator("keys")
     @classmethod
@@ -220,6 +221,7 @@ class PriceConfig(_Strict):
     output: float = Field(ge=0)
     cached: float = Field(default=0.0, ge=0)
     audio_input: float | None = Field(default=None, ge=0)
+    audio_output: float | None = Field(default=None, ge=0)
     input_long: float | None = Field(default=None, ge=0)
     output_long: float | None = Field(default=None, ge=0)
     cached_long: float | None = Field(default=None, ge=0)
@@ -282,9 +284,14 @@ class OpenAIConfig(_Strict):
 class LiveConfig(_Strict):
     """Live API sessions (edges/live.py): bounds a tenant and a silent client cannot exceed."""
 
-    max_sessions_per_tenant: int = Field(default=20, ge=1)  # open at once, per process
+    max_sessions_per_tenant: int = Field(default=20, ge=1)  # open at once, on every replica
     idle_timeout_s: float = Field(default=600.0, gt=0)  # no frame either way for this long
     max_duration_s: float = Field(default=3600.0, gt=0)  # Google ends sessions sooner anyway
+    # How often an open session's rights are read again (a key revoked or disabled, a budget
+    # spent by the tenant's other calls) and its seats' leases renewed.
+    check_every_s: float = Field(default=5.0, gt=0)
+    # The longest an ephemeral token minted by gemgate may live (Google's own cap is 20 h).
+    token_max_lifetime_s: float = Field(default=72_000.0, gt=0)
 
 
 class OutlierConfig(_Strict):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gemgate.core.call import Call
-from gemgate.core.events import Events, Finished
+from gemgate.core.events import Events, Finished, LiveReport
 
 WINDOW_S = 60.0
 _CAPACITY = 200_000  # a minute at over 3,000 requests/s; beyond it the oldest go first
@@ -31,12 +31,18 @@ class LiveFigures:
         self._kept: tuple[float, dict[str, Any]] | None = None
         self.started = clock()
         self.whose = f"{socket.gethostname()}/{os.getpid()}"
+        self.live_sessions = 0  # Live sessions open in this process
         events.subscribe(self._on_finished, (Finished,))
+        events.subscribe(self._on_live, (LiveReport,))
 
     def _on_finished(self, call: Call | None, event: Any) -> None:
         if call is not None and isinstance(event, Finished) and not event.cancelled:
             self._seen.append((self.clock(), event.status, event.problem, call.elapsed_ms(),
                                call.first_byte_ms))
+
+    def _on_live(self, call: Call | None, event: Any) -> None:
+        if isinstance(event, LiveReport) and event.state != "progress":
+            self.live_sessions += 1 if event.state == "opened" else -1
 
     def figures(self) -> dict[str, Any]:
         now = self.clock()
@@ -51,7 +57,8 @@ class LiveFigures:
         failed = [s for s in seen if s[1] >= 400]
         problems = Counter(str(s[2] or s[1]) for s in failed)
         figures = {
-            "whose": self.whose, "window_s": round(span, 1), "requests": len(seen),
+            "whose": self.whose, "live_sessions": self.live_sessions,
+            "window_s": round(span, 1), "requests": len(seen),
             "requests_per_s": round(len(seen) / span, 2),
             "error_rate": round(len(failed) / len(seen), 4) if seen else 0.0,
             "error_percent": round(100 * len(failed) / len(seen), 2) if seen else 0.0,

@@ -97,10 +97,25 @@ class Finished:
     cancelled: bool = False  # the client left a stream before its end
 
 
+@dataclass(frozen=True, slots=True)
+class LiveReport:
+    """A Live session opened, went on (every `live.check_every_s`: the frames since the last
+    report), or closed (`ended`: the problem that ended it, or who closed it)."""
+
+    state: str  # opened, progress, closed
+    model: str
+    project: str
+    frames_up: int = 0  # client → Google
+    frames_down: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    ended: str = ""
+
+
 Event = (StageEntered | QueueWaited | AttemptMade | FellBack | PoolChanged | ProviderRested
-         | LimitLearnt | Finished)
+         | LimitLearnt | Finished | LiveReport)
 EVENT_KINDS: tuple[type, ...] = (StageEntered, QueueWaited, AttemptMade, FellBack, PoolChanged,
-                                 ProviderRested, LimitLearnt, Finished)
+                                 ProviderRested, LimitLearnt, Finished, LiveReport)
 # What replicas tell each other (state/health.py).
 Shared = PoolChanged | ProviderRested | LimitLearnt
 Listener = Callable[["Call | None", Event], None]

@@ -1,23 +1,28 @@
 """The Live API (BidiGenerateContent over WebSocket) relayed: the SDKs' path quirks tolerated
 (`//ws/…`, v1, v1beta and v1alpha, the Constrained variant), the client's token taken from
-`x-goog-api-key`, `?key=`, `Authorization: Token|Bearer` or `?access_token=`.
+`x-goog-api-key`, `?key=`, `Authorization: Token|Bearer` or `?access_token=` — a gemgate token,
+or an ephemeral `auth_tokens/…` token gemgate minted (live/tokens.py).
 
-A session's way: the client's token → its tenant (refused: close 1008 with the problem's hint);
-its first frame, `setup`, names the model → the key's rights and budget (refused: 1008); a key
-from the pool for that model → the upstream WebSocket, `setup` sent → `setupComplete` passed
-back (an upstream that fails before it is set aside and another project tried; after it, the
-session ends with the upstream's close code and reason). Then frames go both ways unchanged,
-text or binary (`goAway`, resumption handles and all), one at a time each way — the socket's own
-flow control is the back-pressure. Every `usageMetadata` from upstream adds to the session's
-usage; a key with a budget is closed (1008, with the hint) once the session would pass it. When
-the session ends, one ledger row records its tokens and cost (action `live`)."""
+A session's way: the token → its tenant (refused: close 1008 with the problem's hint) and a seat
+in the tenant's scope (live/seats.py; every replica's sessions count); its first frame, `setup`,
+locked by an ephemeral token's constraints, names the model → the key's rights and budget
+(refused: 1008); a key from the pool for that model, in a project with a free Live seat → the
+upstream WebSocket, `setup` sent → `setupComplete` passed back (an upstream that fails before it
+is set aside and another project tried; after it, the session ends with the upstream's close
+code and reason). Then frames go both ways unchanged, text or binary (`goAway`, resumption
+handles and all), one at a time each way — each socket's own flow control is the back-pressure.
+Every `usageMetadata` from upstream adds to the session's usage (by modality too); the session
+is closed (1008, with the hint) once it would pass its key's daily or monthly budget, and every
+`live.check_every_s` its rights are read again (a key revoked or disabled since, a budget spent
+by the tenant's other calls) while its seats' leases are renewed. When it ends, one ledger row
+records its tokens and cost (action `live`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -29,34 +34,51 @@ from gemgate.access.service import KeyService
 from gemgate.config import LiveConfig
 from gemgate.core.call import Attempt, Call
 from gemgate.core.classify import Verdict
-from gemgate.core.events import Events, Finished
+from gemgate.core.events import Events, Finished, LiveReport
 from gemgate.edges.replies import new_request_id
 from gemgate.edges.wire import ClientAddress
+from gemgate.live.seats import LiveSeats, project_scope, tenant_scope
+from gemgate.live.tokens import PREFIX, EphemeralTokens, Grant
 from gemgate.pipeline.auth import Authenticator
 from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId, language, problem
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
+from gemgate.usage import add_usage
 
 log = logging.getLogger("gemgate.live")
 _PATH = (r"/{lead:/*}ws/{service:google\.ai\.generativelanguage\.v1(?:beta|alpha)?\."
          r"GenerativeService\.BidiGenerateContent(?:Constrained)?}")
 _SETUP_TIMEOUT_S = 30.0
 _TRIES = 3
+_NEUTRAL = Verdict(None, "none", False, False)
+
+
+@dataclass(slots=True)
+class Session:
+    """One Live session's own state, from handshake to ledger row."""
+
+    call: Call
+    token: str | None
+    grant: Grant | None = None
+    seats: list[str] = field(default_factory=list)  # scopes held (live/seats.py)
+    project: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    ended: ProblemId | None = None
+    frames: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # up, down, bytes up, down
 
 
 class LiveEdge:
     def __init__(self, auth: Authenticator, pool: KeyPool, client: UpstreamClient,
                  upstream_url: str, events: Events, prices: PriceBook,
-                 keys: KeyService | None, counters: KeyCounters,
-                 addresses: ClientAddress, limits: LiveConfig) -> None:
+                 keys: KeyService | None, counters: KeyCounters, addresses: ClientAddress,
+                 limits: LiveConfig, seats: LiveSeats, tokens: EphemeralTokens) -> None:
         self.auth, self.pool, self.client, self.events = auth, pool, client, events
-        self.counters, self.limits = counters, limits
-        self.open_by_tenant: Counter[str] = Counter()
+        self.counters, self.limits, self.seats, self.tokens = counters, limits, seats, tokens
         self.prices, self.keys, self.addresses = prices, keys, addresses
         self.upstream = upstream_url.rstrip("/").replace("https://", "wss://", 1).replace(
             "http://", "ws://", 1)
-        self.open_sessions = 0
+        self.open_sessions = 0  # in this process
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         return [web.get(prefix + _PATH, self.session)]
@@ -68,51 +90,69 @@ class LiveEdge:
                     path=request.match_info["service"], query="", headers={}, body=b"",
                     action="live", lang=_lang(request))
         call.client_ip = self.addresses.of(request)
-        call.tenant, refused = self.auth.authenticate(_token(request), call.client_ip)
-        if refused is not None or call.tenant is None:
-            await _close(client, 1008, refused or ProblemId.TOKEN_MISSING, call.lang)
-            return client
-        tenant = call.tenant.id
-        if self.open_by_tenant[tenant] >= self.limits.max_sessions_per_tenant:
-            await _close(client, 1008, ProblemId.LIVE_TOO_MANY_SESSIONS, call.lang)
+        live = Session(call, _token(request))
+        refused = await self._admit(live)
+        if refused is not None:
+            await _close(client, 1008, refused, call.lang)
             return client
         self.open_sessions += 1
-        self.open_by_tenant[tenant] += 1
         try:
-            await self._run(request, client, call)
+            await self._run(client, live)
         finally:
             self.open_sessions -= 1
-            self.open_by_tenant[tenant] -= 1
+            await self.seats.free(live.seats, call.request_id)
         return client
 
-    async def _run(self, request: web.Request, client: web.WebSocketResponse,
-                   call: Call) -> None:
+    async def _admit(self, live: Session) -> ProblemId | None:
+        """The session's tenant and its seat in the tenant's scope, or why not."""
+        call = live.call
+        if live.token is not None and live.token.startswith(PREFIX):
+            live.grant, refused = await self.tokens.redeem(live.token)
+            if live.grant is None:
+                return refused
+            call.tenant, refused = self.auth.tenant_by_id(live.grant.tenant_id, call.client_ip)
+        else:
+            call.tenant, refused = self.auth.authenticate(live.token, call.client_ip)
+        if refused is not None or call.tenant is None:
+            return refused or ProblemId.TOKEN_MISSING
+        if not await self.seats.take_tenant(call.tenant.id, call.request_id):
+            return ProblemId.LIVE_TOO_MANY_SESSIONS
+        live.seats.append(tenant_scope(call.tenant.id))
+        return None
+
+    async def _run(self, client: web.WebSocketResponse, live: Session) -> None:
+        call = live.call
         first = await client.receive()
-        setup = _json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
-        if not isinstance(setup, dict) or not isinstance(setup.get("setup"), dict):
+        message = _json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        if not isinstance(message, dict) or not isinstance(message.get("setup"), dict):
             await client.close(code=1007, message=b"the first message must be setup")
             return
-        call.model = call.model_asked = str(setup["setup"].get("model") or "").removeprefix(
-            "models/")
+        setup = message["setup"] if live.grant is None else live.grant.constrain(
+            message["setup"])
+        call.model = call.model_asked = str(setup.get("model") or "").removeprefix("models/")
         refused = await self._rights(call)
         if refused is not None:
             await _close(client, 1008, refused, call.lang)
             return
         version = call.path.split(".")[3]  # google.ai.generativelanguage.<version>.…
-        upstream, lease, answer = await self._open(call, version, first)
+        sent = orjson.dumps({"setup": setup}) if live.grant is not None else (
+            first.data if isinstance(first.data, bytes) else first.data.encode())
+        upstream, lease, answer, found = await self._open(live, version, sent)
         if upstream is None or lease is None or answer is None:
-            await _close(client, 1011, ProblemId.NO_HEALTHY_KEYS, call.lang)
-            await self._record(call, 503, ProblemId.NO_HEALTHY_KEYS, {})
+            await _close(client, 1013 if found == ProblemId.LIVE_PROJECTS_FULL else 1011,
+                         found, call.lang)
+            await self._record(call, problem(found).status or 503, found, {})
             return
-        usage: dict[str, int] = {}
-        ended: ProblemId | None = None
+        live.project = lease.project.name
+        self._report(live, "opened")
         try:
-            ended = await self._pump(client, upstream, answer, call, usage)
+            live.ended = await self._pump(client, upstream, answer, live)
         finally:
-            self.pool.release(lease, Verdict(None, "none", False, False), call.model)
+            self.pool.release(lease, _NEUTRAL, call.model)
             with contextlib.suppress(Exception):
                 await upstream.close()
-            await self._record(call, 200, ended, usage)
+            self._report(live, "closed")
+            await self._record(call, 200, live.ended, live.usage)
 
     async def _rights(self, call: Call) -> ProblemId | None:
         key = call.tenant.key if call.tenant is not None else None
@@ -127,47 +167,70 @@ class LiveEdge:
                 return ProblemId.BUDGET_EXCEEDED
         return None
 
-    async def _open(self, call: Call, version: str, setup: aiohttp.WSMessage) -> tuple[
-            aiohttp.ClientWebSocketResponse | None, Lease | None, aiohttp.WSMessage | None]:
+    async def _lease(self, live: Session, avoid: set[str]) -> Lease | ProblemId:
+        """A key for the model in a project with a free Live seat (a full project is passed
+        over, as a project without quota room is)."""
+        full = False
+        while (lease := self.pool.acquire(avoid, model=live.call.model)) is not None:
+            project = lease.project
+            if await self.seats.take_project(project.name, project.tier,
+                                             live.call.request_id):
+                live.seats.append(project_scope(project.name))
+                return lease
+            self.pool.release(lease, _NEUTRAL, live.call.model)
+            avoid.add(project.name)
+            full = True
+        return ProblemId.LIVE_PROJECTS_FULL if full else ProblemId.NO_HEALTHY_KEYS
+
+    async def _open(self, live: Session, version: str, setup: bytes) -> tuple[
+            aiohttp.ClientWebSocketResponse | None, Lease | None, aiohttp.WSMessage | None,
+            ProblemId]:
         """The upstream socket, its setup answered: up to `_TRIES` projects."""
-        avoid: set[str] = set()
+        call, avoid = live.call, set[str]()
+        found = ProblemId.NO_HEALTHY_KEYS
         for _ in range(_TRIES):
-            lease = self.pool.acquire(avoid, model=call.model)
-            if lease is None:
-                return None, None, None
+            lease = await self._lease(live, avoid)
+            if not isinstance(lease, Lease):
+                return None, None, None, lease
             url = (f"{self.upstream}/ws/google.ai.generativelanguage.{version}."
                    "GenerativeService.BidiGenerateContent")
             started = asyncio.get_running_loop().time()
+            avoid.add(lease.project.name)
             try:
                 upstream = await self.client.session_for(lease.project.proxy).ws_connect(
                     url, headers={"x-goog-api-key": lease.key.secret},
                     max_msg_size=16 * 1024 * 1024, timeout=aiohttp.ClientWSTimeout(
                         ws_close=10))
-                await upstream.send_str(setup.data if isinstance(setup.data, str)
-                                        else setup.data.decode())
+                await upstream.send_str(setup.decode())
                 answer = await asyncio.wait_for(upstream.receive(), _SETUP_TIMEOUT_S)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.warning("live: project %s could not open a session: %s",
                             lease.project.name, exc)
-                self._attempt(call, lease, 0, ProblemId.UPSTREAM_UNREACHABLE, started)
-                self.pool.release(lease, Verdict(ProblemId.UPSTREAM_UNREACHABLE, "none", True,
-                                                 False), call.model)
-                avoid.add(lease.project.name)
+                found = ProblemId.UPSTREAM_UNREACHABLE
+                self._attempt(call, lease, 0, found, started)
+                self.pool.release(lease, Verdict(found, "none", True, False), call.model)
+                await self._leave_project(live, lease)
                 continue
             payload = _json(answer.data) if answer.type in (WSMsgType.TEXT,
                                                             WSMsgType.BINARY) else None
             if isinstance(payload, dict) and "setupComplete" in payload:
                 self._attempt(call, lease, 200, None, started)
-                return upstream, lease, answer
+                return upstream, lease, answer, found
             code, said = upstream.close_code or 0, str(answer.extra or "")
             verdict = _refusal(code, said)
+            found = verdict.problem or found
             self._attempt(call, lease, code, verdict.problem, started)
             self.pool.release(lease, verdict, call.model)
             log.warning("live: project %s refused the setup: %s %s", lease.project.name,
                         code, said)
             await upstream.close()
-            avoid.add(lease.project.name)
-        return None, None, None
+            await self._leave_project(live, lease)
+        return None, None, None, found
+
+    async def _leave_project(self, live: Session, lease: Lease) -> None:
+        scope = project_scope(lease.project.name)
+        await self.seats.free([scope], live.call.request_id)
+        live.seats.remove(scope)
 
     def _attempt(self, call: Call, lease: Lease, status: int, found: ProblemId | None,
                  started: float) -> None:
@@ -176,34 +239,44 @@ class LiveEdge:
 
     async def _pump(self, client: web.WebSocketResponse,
                     upstream: aiohttp.ClientWebSocketResponse, setup_complete: aiohttp.WSMessage,
-                    call: Call, usage: dict[str, int]) -> ProblemId | None:
+                    live: Session) -> ProblemId | None:
         """Frames both ways until either side ends; the problem that ended it, if any."""
         await _forward(client, setup_complete)
+        call, counts = live.call, live.frames
         ended: list[ProblemId] = []
         loop = asyncio.get_running_loop()
         started = last = loop.time()
+        life = self.limits.max_duration_s
+        if live.grant is not None:  # a token's session ends when the token does
+            life = min(life, live.grant.expires_at - self.tokens.wall())
 
-        async def watch() -> None:  # idle and maximum duration
-            nonlocal last
+        async def watch() -> None:  # idle, maximum duration, rights, seats
             while True:
                 now = loop.time()
                 idle_left = self.limits.idle_timeout_s - (now - last)
-                life_left = self.limits.max_duration_s - (now - started)
-                if idle_left <= 0 or life_left <= 0:
-                    found = ProblemId.LIVE_IDLE if idle_left <= 0 else ProblemId.LIVE_TOO_LONG
+                life_left = life - (now - started)
+                found = (ProblemId.LIVE_IDLE if idle_left <= 0 else ProblemId.LIVE_TOO_LONG
+                         if life_left <= 0 else await self._still_allowed(live))
+                if found is not None:
                     ended.append(found)
-                    await _close(client, 1001, found, call.lang)
+                    await _close(client, 1001 if found in (ProblemId.LIVE_IDLE,
+                                                           ProblemId.LIVE_TOO_LONG) else 1008,
+                                 found, call.lang)
                     return
-                await asyncio.sleep(min(idle_left, life_left))
+                await self.seats.renew(live.seats, call.request_id)
+                self._report(live, "progress")
+                await asyncio.sleep(min(idle_left, life_left, self.limits.check_every_s))
 
         async def down() -> None:  # upstream → client
+            nonlocal last
             while True:
                 frame = await upstream.receive()
                 if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    nonlocal last
                     last = loop.time()
                     data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
-                    if b"usageMetadata" in data and self._spent(call, data, usage):
+                    counts[1] += 1
+                    counts[3] += len(data)
+                    if b"usageMetadata" in data and self._spent(live, data):
                         await _close(client, 1008, ProblemId.BUDGET_EXCEEDED, call.lang)
                         ended.append(ProblemId.BUDGET_EXCEEDED)
                         return
@@ -229,6 +302,8 @@ class LiveEdge:
                     code = client.close_code or 1000
                     await upstream.close(code=code)
                     return
+                counts[0] += 1
+                counts[2] += len(frame.data)
 
         tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up()),
                  asyncio.ensure_future(watch())]
@@ -239,26 +314,52 @@ class LiveEdge:
                 await task
         return ended[0] if ended else None
 
-    def _spent(self, call: Call, data: bytes, usage: dict[str, int]) -> bool:
+    async def _still_allowed(self, live: Session) -> ProblemId | None:
+        """Rights read again mid-session: the tenant's token (or the one that minted the
+        ephemeral token) still valid, and its budgets not spent by its other calls."""
+        call = live.call
+        if live.grant is not None:
+            tenant, refused = self.auth.tenant_by_id(live.grant.tenant_id, call.client_ip)
+        else:
+            tenant, refused = self.auth.authenticate(live.token, call.client_ip)
+        if refused is not None or tenant is None:
+            return refused or ProblemId.TOKEN_INVALID
+        return ProblemId.BUDGET_EXCEEDED if self._over_budget(live) else None
+
+    def _spent(self, live: Session, data: bytes) -> bool:
         """Adds a usageMetadata message to the session's usage; True once the session would
-        pass its key's budget (what was spent before it, plus what it has used)."""
+        pass its key's budget."""
         message = _json(data)
         found = message.get("usageMetadata") if isinstance(message, dict) else None
         if not isinstance(found, dict):
             return False
-        for name, total in (("promptTokenCount", "promptTokenCount"),
-                            ("responseTokenCount", "candidatesTokenCount"),
-                            ("totalTokenCount", "totalTokenCount")):
-            if isinstance(found.get(name), int):
-                usage[total] = usage.get(total, 0) + found[name]
+        add_usage(live.usage, found)
+        return self._over_budget(live)
+
+    def _over_budget(self, live: Session) -> bool:
+        """What the key spent before (its other calls, on any replica) plus this session's
+        usage so far, against its daily and monthly budgets."""
+        call = live.call
         key = call.tenant.key if call.tenant is not None else None
-        if key is None or self.keys is None or key.spec.daily_budget_usd is None:
+        if key is None or self.keys is None:
             return False
-        spent = self.keys.spent(key)["daily"] + self.prices.cost(call.model, Tokens.of(usage))
-        return bool(spent >= key.spec.daily_budget_usd)
+        budgets = (("daily", key.spec.daily_budget_usd), ("monthly", key.spec.monthly_budget_usd))
+        if all(limit is None for _, limit in budgets):
+            return False
+        session = self.prices.cost(call.model, Tokens.of(live.usage))
+        spent = self.keys.spent(key)
+        return any(limit is not None and spent[period] + session >= limit
+                   for period, limit in budgets)
+
+    def _report(self, live: Session, state: str) -> None:
+        up, down, bytes_up, bytes_down = live.frames
+        live.frames[:] = [0, 0, 0, 0]
+        ended = "" if state != "closed" else str(live.ended or "client-or-upstream")
+        self.events.emit(live.call, LiveReport(state, live.call.model, live.project, up, down,
+                                               bytes_up, bytes_down, ended))
 
     async def _record(self, call: Call, status: int, found: ProblemId | None,
-                      usage: dict[str, int]) -> None:
+                      usage: dict[str, Any]) -> None:
         await self.events.finished(call, Finished(status, found, usage or None))
 
 

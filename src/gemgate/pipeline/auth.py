@@ -82,6 +82,20 @@ class Authenticator:
             return None, ProblemId.TOKEN_INVALID
         return tenant, None
 
+    def tenant_by_id(self, tenant_id: str,
+                     client_ip: str | None) -> tuple[Tenant | None, ProblemId | None]:
+        """The tenant that `Tenant.id` names, refused as its token would be now (a credential
+        minted for it — an ephemeral Live token — is worth no more than the tenant's own)."""
+        kind, _, name = tenant_id.partition(":")
+        if kind == "vkey":
+            key = self.book.by_id(name)
+            return (None, ProblemId.TOKEN_INVALID) if key is None else \
+                self._key_tenant(key, client_ip)
+        if tenant_id == ANONYMOUS.id:
+            return (ANONYMOUS, None) if self.open else (None, ProblemId.TOKEN_INVALID)
+        found = next((t for t in self._by_digest.values() if t.id == tenant_id), None)
+        return (found, None) if found is not None else (None, ProblemId.TOKEN_INVALID)
+
     @staticmethod
     def _key_tenant(key: VirtualKey,
                     address: str | None) -> tuple[Tenant | None, ProblemId | None]:

@@ -23,6 +23,7 @@ from gemgate.prices import PriceBook, Tokens
 from gemgate.problems import ProblemId
 from gemgate.scheduling.estimate import OutputGuess
 from gemgate.storage import LedgerStore
+from gemgate.usage import modalities_of
 
 log = logging.getLogger("gemgate.meter")
 GEMINI = "gemini"
@@ -89,7 +90,7 @@ class Meter:
             latency_ms=round(elapsed_ms, 2), stream=call.stream, cancelled=cancelled,
             attempts=len(call.attempts), attempt_log=_attempt_log(call),
             priority=call.priority, client_ip=call.client_ip, cache=call.cache,
-            saved_usd=call.cache_saved_usd if hit else 0.0)
+            saved_usd=call.cache_saved_usd if hit else 0.0, modalities=modalities_of(usage))
         return self.ledger.add(record, wait=not cancelled)
 
     async def _charge(self, call: Call) -> Charge | None:

@@ -75,6 +75,15 @@ def builtin(tier: str, model: str) -> Limits:
     return Limits(rpm, tpm, rpd)
 
 
+# Concurrent Live API sessions per project, by tier: the rate-limit page's Live API rows as
+# printed mid-2025 (free 3, tier 1 50, tiers 2 and 3 1,000). `projects[].live_sessions` wins.
+_LIVE_SESSIONS = {"free": 3, "tier1": 50, "tier2": 1000, "tier3": 1000}
+
+
+def live_sessions(tier: str) -> int:
+    return _LIVE_SESSIONS.get(tier, _LIVE_SESSIONS["free"])
+
+
 class LimitBook:
     """The limits in force for each (project, model): config over built-in, corrected by 429s."""
 

@@ -79,15 +79,19 @@ class LiveSurface:
             self.sim.config.live_goaway_seconds,
             lambda: asyncio.ensure_future(ws.send_bytes(orjson.dumps(
                 {"goAway": {"timeLeft": "5s"}}))))
+        seen = _Seen()
         try:
             while (message := await self._next(ws)) is not None:
                 # Google reads proto JSON: camelCase or snake_case (the Python SDK's).
                 content = _field(message, "clientContent", "client_content")
                 realtime = _field(message, "realtimeInput", "realtime_input")
                 if isinstance(content, dict):
-                    await self._turn(ws, model, _text_of(content.get("turns")))
+                    await self._turn(ws, model, _text_of(content.get("turns")), seen)
+                elif isinstance(realtime, dict) and isinstance(realtime.get("video"), dict):
+                    seen.video_tokens += _VIDEO_FRAME_TOKENS  # counted with the next turn
+                    continue
                 elif isinstance(realtime, dict):
-                    await self._echo(ws, realtime)
+                    await self._echo(ws, realtime, seen)
                 elif _field(message, "toolResponse", "tool_response") is not None:
                     continue
                 else:
@@ -114,7 +118,8 @@ class LiveSurface:
             return None
         return message if isinstance(message, dict) else None
 
-    async def _turn(self, ws: web.WebSocketResponse, model: str, text: str) -> None:
+    async def _turn(self, ws: web.WebSocketResponse, model: str, text: str,
+                    seen: _Seen) -> None:
         status, answer = self.answer(model, {"contents": [{"role": "user",
                                                            "parts": [{"text": text or "?"}]}]})
         if status != 200:
@@ -125,16 +130,11 @@ class LiveSurface:
         await ws.send_bytes(orjson.dumps({"serverContent": {"modelTurn": {"parts": parts}}}))
         await ws.send_bytes(orjson.dumps({"serverContent": {"generationComplete": True}}))
         await ws.send_bytes(orjson.dumps({"serverContent": {"turnComplete": True}}))
-        await ws.send_bytes(orjson.dumps({"usageMetadata": {
-            "promptTokenCount": usage["promptTokenCount"],
-            "responseTokenCount": usage["candidatesTokenCount"],
-            "totalTokenCount": usage["promptTokenCount"] + usage["candidatesTokenCount"],
-            "promptTokensDetails": [{"modality": "TEXT",
-                                     "tokenCount": usage["promptTokenCount"]}],
-            "responseTokensDetails": [{"modality": "TEXT",
-                                       "tokenCount": usage["candidatesTokenCount"]}]}}))
+        await _usage(ws, {"TEXT": usage["promptTokenCount"]}, seen,
+                     {"TEXT": usage["candidatesTokenCount"]})
 
-    async def _echo(self, ws: web.WebSocketResponse, given: dict[str, Any]) -> None:
+    async def _echo(self, ws: web.WebSocketResponse, given: dict[str, Any],
+                    seen: _Seen) -> None:
         chunk = given.get("audio") or next(iter(_field(given, "mediaChunks", "media_chunks")
                                                  or []), None)
         if not isinstance(chunk, dict) or not chunk.get("data"):
@@ -144,8 +144,28 @@ class LiveSurface:
         await ws.send_bytes(orjson.dumps({"serverContent": {"modelTurn": {"parts": [
             {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": data}}]}}}))
         await ws.send_bytes(orjson.dumps({"serverContent": {"turnComplete": True}}))
-        await ws.send_bytes(orjson.dumps({"usageMetadata": {
-            "promptTokenCount": audio_tokens, "responseTokenCount": audio_tokens,
-            "totalTokenCount": 2 * audio_tokens,
-            "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": audio_tokens}],
-            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": audio_tokens}]}}))
+        await _usage(ws, {"AUDIO": audio_tokens}, seen, {"AUDIO": audio_tokens})
+
+
+class _Seen:
+    """What a session has been sent that is billed with the next answer (video frames)."""
+
+    video_tokens = 0
+
+
+_VIDEO_FRAME_TOKENS = 258  # Google bills a video frame (one per second) at 258 tokens
+
+
+async def _usage(ws: web.WebSocketResponse, prompt: dict[str, int], seen: _Seen,
+                 response: dict[str, int]) -> None:
+    """One usageMetadata, split by modality as Google's Live answers are."""
+    if seen.video_tokens:
+        prompt = {**prompt, "VIDEO": seen.video_tokens}
+        seen.video_tokens = 0
+    prompt_total, response_total = sum(prompt.values()), sum(response.values())
+    await ws.send_bytes(orjson.dumps({"usageMetadata": {
+        "promptTokenCount": prompt_total, "responseTokenCount": response_total,
+        "totalTokenCount": prompt_total + response_total,
+        "promptTokensDetails": [{"modality": m, "tokenCount": n} for m, n in prompt.items()],
+        "responseTokensDetails": [{"modality": m, "tokenCount": n}
+                                  for m, n in response.items()]}}))

@@ -20,6 +20,10 @@ class Records(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def incr(self, key: str, ttl_s: float) -> int:
+        """Adds one to a count (atomically, across replicas; a new count lives `ttl_s`) and
+        returns the count now."""
+
 
 class MemoryRecords:
     """One process's records: bounded (the oldest go first) and expiring."""
@@ -53,3 +57,12 @@ class MemoryRecords:
 
     async def delete(self, key: str) -> None:
         self._items.pop(key, None)
+
+    async def incr(self, key: str, ttl_s: float) -> int:
+        found = self._items.get(key)
+        if found is None or found[0] <= self.clock():
+            await self.put(key, b"1", ttl_s)
+            return 1
+        count = int(found[1]) + 1
+        self._items[key] = (found[0], str(count).encode())
+        return count

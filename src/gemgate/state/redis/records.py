@@ -37,6 +37,16 @@ class RedisRecords:
             return await self.local.put_new(key, value, ttl_s)
         return bool(done)
 
+    async def incr(self, key: str, ttl_s: float) -> int:
+        name = self.link.key(self.space, key)
+        try:
+            count = int(await self.link.call(self.link.client.incr(name)))
+            if count == 1:
+                await self.link.call(self.link.client.pexpire(name, max(1, int(ttl_s * 1000))))
+        except Down:
+            return await self.local.incr(key, ttl_s)
+        return count
+
     async def delete(self, key: str) -> None:
         await self.local.delete(key)
         with contextlib.suppress(Down):

@@ -132,6 +132,10 @@ MIGRATIONS: list[str] = [
         ts DOUBLE PRECISION NOT NULL
     );
     """,
+    # 4: tokens by modality (a Live session's audio and text), where any was not text.
+    """
+    ALTER TABLE requests ADD COLUMN modalities TEXT;
+    """,
 ]
 
 

@@ -131,6 +131,10 @@ MIGRATIONS: list[str] = [
         ts REAL NOT NULL
     );
     """,
+    # 5: tokens by modality (a Live session's audio and text), where any was not text.
+    """
+    ALTER TABLE requests ADD COLUMN modalities TEXT;
+    """,
 ]
 
 
