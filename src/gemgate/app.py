@@ -210,7 +210,7 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
     pool.on_change = limits.on_learn = providers.on_change = _told(events, health)
     google = GoogleUpstream(pool, client, scheduler, limits, events)
     relay = Relay(google, settings.retry, router, settings.scheduling.fallback_after_s,
-                  providers, events)
+                  providers, events, hedging=settings.hedging)
     prober = Prober(pool, client, settings.probe_model, settings.probe_interval_s)
 
     store = backends.make_store(clock)

@@ -93,6 +93,7 @@ class ProblemId(StrEnum):
     LIVE_IDLE = "LIVE_IDLE"
     LIVE_TOO_LONG = "LIVE_TOO_LONG"
     LIVE_PROJECTS_FULL = "LIVE_PROJECTS_FULL"
+    HEDGE_CANCELLED = "HEDGE_CANCELLED"
     LIVE_TOKEN_INVALID = "LIVE_TOKEN_INVALID"
     LIVE_TOKEN_SPENT = "LIVE_TOKEN_SPENT"
     LIVE_TOKEN_BAD_REQUEST = "LIVE_TOKEN_BAD_REQUEST"
@@ -657,6 +658,11 @@ PROBLEMS = _table(
             "resumption handle to go on.",
             "Live 会话达到 live.max_duration_s 上限，已被关闭。请带上会话恢复句柄重新连接以继续。",
             message="Live session reached its maximum duration."),
+    Problem(ProblemId.HEDGE_CANCELLED,
+            "A hedged attempt (hedging: in the configuration) lost the race to another "
+            "project's answer and was cancelled; the call was answered by the winner.",
+            "对冲请求中的这次尝试（配置项 hedging:）慢于另一个项目的回答，已被取消；调用由胜出的"
+            "回答完成。", status=499, message="Hedged attempt cancelled."),
     Problem(ProblemId.LIVE_PROJECTS_FULL,
             "Every project that serves this model already has as many Live sessions open as "
             "Google allows it (projects[].live_sessions, or the tier's limit). Retry shortly, "

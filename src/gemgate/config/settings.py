@@ -85,6 +85,19 @@ class RetryConfig(_Strict):
     attempt_timeout_s: float | None = Field(default=None, gt=0)
 
 
+class HedgingConfig(_Strict):
+    """Hedged requests (pipeline/hedging.py): a second attempt on another project when the
+    first is slower than the model's recent p95. Off by default: it spends upstream calls."""
+
+    enabled: bool = False
+    models: list[str] = Field(default_factory=list)  # model ids or prefixes; empty: every model
+    actions: list[str] = Field(default_factory=lambda: ["generateContent"])  # never streams
+    percentile: float = Field(default=0.95, gt=0.5, lt=1)
+    min_samples: int = Field(default=50, ge=10)  # successful calls seen before hedging a model
+    min_delay_s: float = Field(default=0.05, ge=0)  # never hedge sooner than this
+    max_extra_share: float = Field(default=0.1, gt=0, le=1)  # hedges per request, at most
+
+
 class SchedulingConfig(_Strict):
     enabled: bool = True
     minute_s: float = Field(default=60.0, gt=0)  # the length of Google's "minute" (tests shorten)
@@ -364,6 +377,7 @@ class Settings(_Strict):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     deadline_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    hedging: HedgingConfig = Field(default_factory=HedgingConfig)
     quota_cooldown_s: float = Field(default=60.0, gt=0)  # when a 429 carries no RetryInfo
     probe_interval_s: float = Field(default=60.0, gt=0)
     probe_model: str = "gemini-2.5-flash-lite"

@@ -86,6 +86,8 @@ class Call:
     cache_age_s: float = 0.0  # a hit's entry's age
     cache_similarity: float | None = None  # a semantic hit's
     cache_saved_usd: float = 0.0  # what a hit would have cost upstream
+    # A hedged call's losing attempt's tokens, billed with the call (pipeline/hedging.py).
+    hedge_usage: dict[str, int] | None = None
     cost_usd: float | None = None  # what it cost upstream, once the meter has counted it
     trace: Any = None  # the request's span and its context (gemgate.tracing), when tracing
     trace_id: str | None = None

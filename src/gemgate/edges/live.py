@@ -177,7 +177,7 @@ class LiveEdge:
                                              live.call.request_id):
                 live.seats.append(project_scope(project.name))
                 return lease
-            self.pool.release(lease, _NEUTRAL, live.call.model)
+            self.pool.give_back(lease)
             avoid.add(project.name)
             full = True
         return ProblemId.LIVE_PROJECTS_FULL if full else ProblemId.NO_HEALTHY_KEYS

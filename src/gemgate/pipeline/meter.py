@@ -60,6 +60,8 @@ class Meter:
         charge = await self._charge(call)
         if charge is not None:
             usage = charge.tokens()
+        if call.hedge_usage:  # a hedged call's losing attempt was billed too
+            usage = with_hedge(usage, call.hedge_usage)
         tokens = Tokens.of(usage)
         last = call.attempts[-1] if call.attempts else None
         provider = (last.provider if last else None) or GEMINI
@@ -129,6 +131,14 @@ class Meter:
 
     async def _cancelled(self, call: Call, event: Finished) -> None:
         await self.record(call, 499, event.problem, event.usage, cancelled=True)
+
+
+def with_hedge(usage: dict[str, Any] | None, extra: dict[str, int]) -> dict[str, Any]:
+    """The winner's usage with the losing attempt's counts added (what Google bills)."""
+    total = dict(usage or {})
+    for name, count in extra.items():
+        total[name] = (total.get(name) or 0) + count
+    return total
 
 
 def _attempt_log(call: Call) -> str | None:

@@ -6,9 +6,10 @@ link's upstream to `pick` (Google: room in a project's quota, then a key of it; 
 next key not resting), to `attempt` one call, and to `release` what the attempt revealed. The
 loop itself only decides: stop on success or on an answer no retry can change, count the retry
 budget, back off (not when the next attempt goes elsewhere at once), and move to the next link
-when the outcome says another model or provider may do better. Retries happen only before the
-first byte reaches the client: a stream is returned with its first chunk already read, so an
-upstream that fails at once is retried like any other error.
+when the outcome says another model or provider may do better. A Google attempt may be hedged
+(pipeline/hedging.py: a second project asked when the first is slow; off by default).
+Retries happen only before the first byte reaches the client: a stream is returned with its
+first chunk already read, so an upstream that fails at once is retried like any other error.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gemgate.access.counters import KeyCounters
-from gemgate.config import RetryConfig
+from gemgate.config import HedgingConfig, RetryConfig
 from gemgate.core.answer import Answer
 from gemgate.core.call import Attempt, Call
 from gemgate.core.classify import Verdict
 from gemgate.core.events import AttemptMade, Events, FellBack
 from gemgate.pipeline.google import GoogleUpstream
+from gemgate.pipeline.hedging import Hedger
 from gemgate.pipeline.provider import ProviderUpstream
 from gemgate.pipeline.route import Router
 from gemgate.pipeline.tries import Tries
@@ -50,8 +52,11 @@ class Upstream(Protocol):
 class Relay:
     def __init__(self, google: GoogleUpstream, retry: RetryConfig, router: Router,
                  fallback_after_s: float, providers: Providers, events: Events,
-                 sleep: Sleep = asyncio.sleep, counters: KeyCounters | None = None) -> None:
+                 sleep: Sleep = asyncio.sleep, counters: KeyCounters | None = None,
+                 hedging: HedgingConfig | None = None) -> None:
         self.google, self.retry, self.router = google, retry, router
+        self.hedger = Hedger(hedging, google) if hedging is not None and hedging.enabled \
+            else None
         self.counters = counters  # a virtual key's windows, for provider links
         self.fallback_after_s = fallback_after_s
         self.providers, self.events = providers, events
@@ -86,8 +91,13 @@ class Relay:
             pick = await upstream.pick(call, tries, min(patience, call.remaining()))
             if isinstance(pick, Answer):
                 return pick
-            answer, verdict, attempt = await upstream.attempt(call, pick,
-                                                              self._attempt_limit(call))
+            if self.hedger is not None and upstream is self.google and \
+                    self.hedger.applies(call):
+                answer, verdict, attempt = await self.hedger.attempt(
+                    call, pick, tries, self._attempt_limit(call))
+            else:
+                answer, verdict, attempt = await upstream.attempt(call, pick,
+                                                                  self._attempt_limit(call))
             call.attempts.append(attempt)
             if self.events.wants(AttemptMade):
                 self.events.emit(call, AttemptMade(attempt.project, attempt.masked_key,

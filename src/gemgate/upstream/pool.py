@@ -185,6 +185,12 @@ class KeyPool:
         best.last_used = best.project.last_used = now
         return Lease(best)
 
+    def give_back(self, lease: Lease) -> None:
+        """Returns a key whose attempt said nothing about it (a hedge cancelled, a Live
+        session's project found full): no success, no failure."""
+        lease.key.in_flight -= 1
+        lease.project.in_flight -= 1
+
     def release(self, lease: Lease, verdict: Verdict, model: str = "") -> None:
         """Returns the key and acts on what its attempt revealed. A 429 cools the project for
         the model that was asked for (quotas are per model), or for every model when unknown."""
