@@ -71,17 +71,16 @@ def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
 
 def modalities_of(usage: dict[str, Any] | None) -> str | None:
     """Tokens by modality for the ledger ("in TEXT 12 AUDIO 40; out AUDIO 40"), only when some
-    were not text: an all-text request (nearly all of them) stores nothing."""
+    were not text: an all-text request (nearly all of them) stores nothing, and pays one look
+    at each detail (~0.5 µs) rather than the formatting (~4 µs)."""
     if not usage:
         return None
-    sides, other = [], False
-    for name, side in (("promptTokensDetails", "in"), ("candidatesTokensDetails", "out")):
-        details = usage.get(name)
-        if not isinstance(details, list) or not details:
-            continue
-        said = " ".join(f"{d.get('modality')} {d.get('tokenCount', 0)}" for d in details
-                        if isinstance(d, dict))
-        other = other or any(isinstance(d, dict) and d.get("modality") != "TEXT"
-                             for d in details)
-        sides.append(f"{side} {said}")
-    return "; ".join(sides) if other else None
+    sides = (("in", usage.get("promptTokensDetails")),
+             ("out", usage.get("candidatesTokensDetails")))
+    if not any(isinstance(d, dict) and d.get("modality") != "TEXT"
+               for _, details in sides if isinstance(details, list) for d in details):
+        return None
+    return "; ".join(
+        side + " " + " ".join(f"{d.get('modality')} {d.get('tokenCount', 0)}"
+                              for d in details if isinstance(d, dict))
+        for side, details in sides if isinstance(details, list) and details)

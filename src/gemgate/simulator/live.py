@@ -1,7 +1,9 @@
 """The Live API (BidiGenerateContent over WebSocket), as Google serves it to the SDKs: the key in
 `x-goog-api-key` or `?key=`; a first `setup` frame answered by `setupComplete`; each
 `clientContent` turn answered with the simulator's deterministic text in `serverContent`, then
-`turnComplete` and `usageMetadata`; `realtimeInput` audio echoed back as 24 kHz PCM; a
+`turnComplete` and `usageMetadata`; `realtimeInput` audio echoed back as 24 kHz PCM, video
+frames billed (258 tokens each, VIDEO) with the next answer; every usageMetadata split by
+modality; a
 `sessionResumptionUpdate` handle after each turn when the setup asked for resumption; `goAway`
 after `live_goaway_seconds`. A bad key or an unknown model closes with 1008 and Google's words;
 a frame that is not JSON, or names no known message, closes with 1007."""
