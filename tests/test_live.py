@@ -163,3 +163,37 @@ def test_sessions_per_tenant_idle_and_duration_are_bounded(tmp_path: Path) -> No
         eventually(lambda: len(gateway.ledger("action = 'live'")) >= 3, 10, "rows missing")
         problems = {r["problem"] for r in gateway.ledger("action = 'live'")}
         assert {"LIVE_IDLE", "LIVE_TOO_LONG"} <= problems
+
+
+def test_googles_own_refusals_reach_the_client_as_they_are(tmp_path: Path) -> None:
+    """A setup Google refuses (an unknown model) and a session Google closes mid-way (a message
+    it cannot read): the client gets Google's close code and reason, and no project is blamed."""
+    import ssl
+
+    import aiohttp
+
+    cert, key = self_signed(tmp_path)
+    service = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    with run_simulator() as sim, run_gateway(
+            sim.url, PAID, server={"tls_cert": str(cert), "tls_key": str(key)}) as gateway:
+        async def closed_by_google(model: str, then: dict[str, object]) -> tuple[int, str]:
+            context = ssl.create_default_context(cafile=str(cert))
+            async with aiohttp.ClientSession() as http, http.ws_connect(
+                    gateway.url.replace("https", "wss") + service, ssl=context,
+                    headers={"x-goog-api-key": "gg-test-token-0001"}) as ws:
+                await ws.send_json({"setup": {"model": f"models/{model}"}})
+                frame = await ws.receive()
+                if frame.type == aiohttp.WSMsgType.BINARY:  # setupComplete
+                    await ws.send_json(then)
+                    frame = await ws.receive()
+                assert frame.type == aiohttp.WSMsgType.CLOSE, frame
+                return int(frame.data), str(frame.extra)
+
+        code, reason = asyncio.run(closed_by_google("gemini-9-imaginary", {}))
+        assert code == 1008 and "models/gemini-9-imaginary is not found" in reason
+        code, reason = asyncio.run(closed_by_google(MODEL, {"bogus": {}}))
+        assert code == 1007 and "unknown message (bogus)" in reason
+        assert gateway.pool.project("sim-paid").keys[0].disabled_reason is None
+        eventually(lambda: len(gateway.ledger("action = 'live'")) == 2, 10, "rows missing")
+        first = gateway.ledger("action = 'live'")[0]
+        assert first["problem"] == "INVALID_REQUEST" and first["attempts"] == 1

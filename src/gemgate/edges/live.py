@@ -138,6 +138,10 @@ class LiveEdge:
         sent = orjson.dumps({"setup": setup}) if live.grant is not None else (
             first.data if isinstance(first.data, bytes) else first.data.encode())
         upstream, lease, answer, found = await self._open(live, version, sent)
+        if isinstance(found, tuple):  # Google refused the setup itself: its words, as they are
+            await client.close(code=found[0], message=found[1].encode()[:123])
+            await self._record(call, 400, ProblemId.INVALID_REQUEST, {})
+            return
         if upstream is None or lease is None or answer is None:
             await _close(client, 1013 if found == ProblemId.LIVE_PROJECTS_FULL else 1011,
                          found, call.lang)
@@ -184,8 +188,10 @@ class LiveEdge:
 
     async def _open(self, live: Session, version: str, setup: bytes) -> tuple[
             aiohttp.ClientWebSocketResponse | None, Lease | None, aiohttp.WSMessage | None,
-            ProblemId]:
-        """The upstream socket, its setup answered: up to `_TRIES` projects."""
+            ProblemId | tuple[int, str]]:
+        """The upstream socket, its setup answered: up to `_TRIES` projects. When Google
+        refuses the setup itself (1007/1008 about the request, not the key: an unknown model,
+        a bad field), no other project would answer otherwise: its close code and reason."""
         call, avoid = live.call, set[str]()
         found = ProblemId.NO_HEALTHY_KEYS
         for _ in range(_TRIES):
@@ -218,6 +224,11 @@ class LiveEdge:
                 return upstream, lease, answer, found
             code, said = upstream.close_code or 0, str(answer.extra or "")
             verdict = _refusal(code, said)
+            if not verdict.retry:
+                self._attempt(call, lease, code, verdict.problem, started)
+                self.pool.release(lease, verdict, call.model)
+                await upstream.close()
+                return None, None, None, (code, said)
             found = verdict.problem or found
             self._attempt(call, lease, code, verdict.problem, started)
             self.pool.release(lease, verdict, call.model)
@@ -368,6 +379,8 @@ def _refusal(code: int, said: str) -> Verdict:
     words: a bad key takes the key out of use, as on the HTTP surface)."""
     if "API key not valid" in said:
         return Verdict(ProblemId.API_KEY_INVALID, "disable_key", True, True, reason=said)
+    if code in (1007, 1008):  # the setup's own fault: another project would say the same
+        return Verdict(ProblemId.INVALID_REQUEST, "none", False, False, reason=said)
     return Verdict(ProblemId.UPSTREAM_UNREACHABLE, "none", True, True,
                    reason=f"closed {code}: {said}")
 
