@@ -48,6 +48,7 @@ from gemgate.pipeline.auth import Authenticator
 from gemgate.pipeline.cache_storage import CacheStorageMeter
 from gemgate.pipeline.flow import Pipeline
 from gemgate.pipeline.google import QUOTA_ACTIONS, GoogleUpstream
+from gemgate.pipeline.guardrails import Guardrails
 from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.meter import Meter
 from gemgate.pipeline.relay import Relay
@@ -250,7 +251,8 @@ def build_app(settings: Settings, clock: Callable[[], float] = time.time,
         metrics.before_scrape(fetch)
     flow = Pipeline(auth, router, rights, relay, owners, events, settings.deadline_s, cache,
                     Idempotency(backends.records_for("idempotency")),
-                    CacheStorageMeter(backends.records_for("cache-storage"), clock))
+                    CacheStorageMeter(backends.records_for("cache-storage"), clock),
+                    Guardrails(settings.guardrails) if settings.guardrails.policies else None)
     bodies = BodyReader(settings.max_body_bytes, settings.server.body_idle_timeout_s)
     gemini = GeminiEdge(flow, bodies, ClientAddress(settings.trusted_proxies))
     images = RemoteImages(settings.openai.remote_images)

@@ -134,6 +134,11 @@ class Metrics:
                                    "(up: client to Google).", ["direction"], registry=r)
         self.live_bytes = Counter("gemgate_live_bytes", "Live bytes relayed, by direction.",
                                   ["direction"], registry=r)
+        self.guard_found = Counter("gemgate_guardrail_findings", "Sensitive values the "
+                                   "guardrails found, by detector and action.",
+                                   ["detector", "action"], registry=r)
+        self.guard_rules = Counter("gemgate_guardrail_rules", "Guardrail rules that matched, "
+                                   "by rule and action.", ["rule", "action"], registry=r)
         Gauge("gemgate_build_info", "gemgate's version.", ["version"], registry=r,
               multiprocess_mode="max").labels(__version__).set(1)
         self._bounds = {self.duration: _LATENCY, self.token_usage: _TOKENS,
@@ -231,6 +236,13 @@ class Metrics:
         elif isinstance(event, LiveReport):
             self._live(event)
 
+    def _guarded(self, guarded: Any) -> None:
+        actions = guarded.redaction.actions
+        for kind, count in guarded.redaction.found.items():
+            self._inc(self.guard_found, (kind, actions.get(kind, "log")), count)
+        for hit in guarded.hits:
+            self._inc(self.guard_rules, (hit.rule.split(":")[0], hit.action))
+
     def _live(self, report: LiveReport) -> None:
         """A Live session's report: the open gauge moves at once (a gauge is not summed in
         the dictionaries), frames and bytes are counted every few seconds of the session."""
@@ -256,6 +268,8 @@ class Metrics:
         observe(self.duration, (operation, model), call.elapsed_ms() / 1000)
         if call.first_byte_ms is not None:
             observe(self.ttfb, (model,), call.first_byte_ms / 1000)
+        if call.guarded is not None:
+            self._guarded(call.guarded)
         if call.cache is not None:
             inc(self.cache, (call.cache,))
             if call.cache in ("HIT", "SEMANTIC-HIT"):

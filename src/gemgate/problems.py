@@ -94,6 +94,12 @@ class ProblemId(StrEnum):
     LIVE_TOO_LONG = "LIVE_TOO_LONG"
     LIVE_PROJECTS_FULL = "LIVE_PROJECTS_FULL"
     HEDGE_CANCELLED = "HEDGE_CANCELLED"
+    GUARD_BLOCKED = "GUARD_BLOCKED"
+    GUARD_DENIED = "GUARD_DENIED"
+    GUARD_PROMPT_TOO_LONG = "GUARD_PROMPT_TOO_LONG"
+    GUARD_TOOL_NOT_ALLOWED = "GUARD_TOOL_NOT_ALLOWED"
+    GUARD_MODALITY_NOT_ALLOWED = "GUARD_MODALITY_NOT_ALLOWED"
+    GUARD_INJECTION = "GUARD_INJECTION"
     LIVE_TOKEN_INVALID = "LIVE_TOKEN_INVALID"
     LIVE_TOKEN_SPENT = "LIVE_TOKEN_SPENT"
     LIVE_TOKEN_BAD_REQUEST = "LIVE_TOKEN_BAD_REQUEST"
@@ -658,6 +664,42 @@ PROBLEMS = _table(
             "resumption handle to go on.",
             "Live 会话达到 live.max_duration_s 上限，已被关闭。请带上会话恢复句柄重新连接以继续。",
             message="Live session reached its maximum duration."),
+    # ---- Guardrails (guardrails/, pipeline/guardrails.py) -------------------------------
+    Problem(ProblemId.GUARD_BLOCKED,
+            "The prompt contains sensitive data of a kind this key may not send (named in the "
+            "message; the data itself is never repeated). Remove it, or ask the operator which "
+            "kinds the guardrails policy blocks.",
+            "提示中含有该密钥不允许发送的敏感数据（种类见错误信息；数据本身不会被复述）。请删除这些"
+            "内容，或向运维人员确认防护策略拦截哪些种类。", status=400,
+            message="The prompt contains sensitive data that may not be sent."),
+    Problem(ProblemId.GUARD_DENIED,
+            "The prompt matches one of the operator's deny rules (named in the message). "
+            "Rephrase it, or ask the operator about the rule.",
+            "提示命中了运维人员设置的拒绝规则（规则名见错误信息）。请修改措辞，或向运维人员咨询该规则。",
+            status=400, message="The prompt matches a deny rule."),
+    Problem(ProblemId.GUARD_PROMPT_TOO_LONG,
+            "The prompt is longer than this key's guardrails allow (max_prompt_tokens). "
+            "Shorten it, or ask the operator to raise the limit.",
+            "提示长度超过该密钥防护策略允许的上限（max_prompt_tokens）。请缩短提示，或请运维人员"
+            "调高上限。", status=400, message="The prompt is too long for this key."),
+    Problem(ProblemId.GUARD_TOOL_NOT_ALLOWED,
+            "The request declares a tool this key may not use (allowed_tools). Remove it, or "
+            "ask the operator to allow it.",
+            "请求声明了该密钥不允许使用的工具（allowed_tools）。请删除该工具，或请运维人员放行。",
+            status=403, message="A tool in the request is not allowed for this key."),
+    Problem(ProblemId.GUARD_MODALITY_NOT_ALLOWED,
+            "The request carries a kind of media this key may not send (allowed_modalities: "
+            "image, audio, video, document). Remove it, or ask the operator to allow it.",
+            "请求包含该密钥不允许发送的媒体类型（allowed_modalities：image、audio、video、"
+            "document）。请删除该内容，或请运维人员放行。", status=403,
+            message="A kind of media in the request is not allowed for this key."),
+    Problem(ProblemId.GUARD_INJECTION,
+            "The prompt looks like an attempt to override the model's instructions (the "
+            "guardrails' injection screen). If it is legitimate, rephrase it or ask the "
+            "operator to relax the screen for this key.",
+            "提示看起来像是试图改写模型指令的提示注入（防护策略的注入筛查）。如属正常内容，请换种说法，"
+            "或请运维人员为该密钥放宽筛查。", status=400,
+            message="The prompt looks like a prompt-injection attempt."),
     Problem(ProblemId.HEDGE_CANCELLED,
             "A hedged attempt (hedging: in the configuration) lost the race to another "
             "project's answer and was cancelled; the call was answered by the winner.",

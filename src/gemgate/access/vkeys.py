@@ -51,6 +51,7 @@ class KeySpec(BaseModel):
     ip_allow: list[str] = Field(default_factory=list)  # CIDRs; empty: any address
     expires_at: datetime | None = None
     enabled: bool = True
+    guardrails: str | None = Field(default=None, max_length=60)  # a policy's name; "off": none
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("ip_allow")

@@ -69,6 +69,7 @@ class TenantConfig(_Strict):
     semantic_cache: bool = False  # may be answered from a similar request's entry
     cache_ttl_s: float | None = Field(default=None, gt=0)  # instead of cache.ttl_s
     semantic_threshold: float | None = Field(default=None, gt=0, le=1)  # instead of the default
+    guardrails: str | None = None  # a guardrails policy's name ("off": none)
 
     @field_validator("token")
     @classmethod
@@ -354,6 +355,76 @@ class ServerConfig(_Strict):
         return url.rstrip("/") if url else None
 
 
+GuardAction = Literal["redact", "restore", "block", "log"]
+RuleAction = Literal["block", "log"]
+BuiltinDetector = Literal["EMAIL", "PHONE", "CN_ID", "BANK_CARD", "IP", "API_KEY"]
+
+
+class CustomDetectorConfig(_Strict):
+    """An operator-defined detector: its placeholders read `[NAME_1]`."""
+
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,30}$")
+    pattern: str = Field(min_length=1)
+    action: GuardAction = "redact"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        if "(?P<" in pattern:
+            raise ValueError("named groups are not allowed in a detector's pattern")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class DenyRuleConfig(_Strict):
+    name: str = Field(min_length=1, max_length=60)
+    keywords: list[str] = Field(default_factory=list)  # matched case-insensitively
+    regex: str | None = None
+    action: RuleAction = "block"
+
+    @model_validator(mode="after")
+    def _something(self) -> DenyRuleConfig:
+        if not self.keywords and not self.regex:
+            raise ValueError("a deny rule needs keywords or a regex")
+        if self.regex:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return self
+
+
+class InjectionConfig(_Strict):
+    enabled: bool = False
+    action: RuleAction = "block"
+    check: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")  # module:function
+
+
+class GuardPolicyConfig(_Strict):
+    """One guardrails policy (guardrails/): what is masked, what is refused."""
+
+    detectors: dict[BuiltinDetector, GuardAction] = Field(default_factory=dict)
+    custom: list[CustomDetectorConfig] = Field(default_factory=list)
+    deny: list[DenyRuleConfig] = Field(default_factory=list)
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
+    allowed_tools: list[str] | None = None  # function names and built-in tools; None: any
+    allowed_modalities: list[Literal["image", "audio", "video", "document"]] | None = None
+    limits_action: RuleAction = "block"  # for max_prompt_tokens, allowed_tools and _modalities
+    injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    actions: list[str] = Field(default_factory=list)  # routes it applies to; empty: every one
+
+
+class GuardrailsConfig(_Strict):
+    """Named policies; a virtual key's `guardrails`, else its tenant's, else `default`, names
+    the one in force ("off": none)."""
+
+    policies: dict[str, GuardPolicyConfig] = Field(default_factory=dict)
+    default: str | None = None
+
+
 class CorsConfig(_Strict):
     """Browsers may call gemgate from these origins (none by default: CORS off)."""
 
@@ -405,6 +476,7 @@ class Settings(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     outliers: OutlierConfig = Field(default_factory=OutlierConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("timezone")
@@ -441,6 +513,17 @@ class Settings(_Strict):
     @classmethod
     def _admin(cls, key: str | None) -> str | None:
         return clean_key(key) if key else None
+
+    @model_validator(mode="after")
+    def _policies_named(self) -> Settings:
+        known = set(self.guardrails.policies) | {"off"}
+        named = [("guardrails.default", self.guardrails.default)] + [
+            (f"tenants[{t.name}].guardrails", t.guardrails) for t in self.tenants]
+        for where, name in named:
+            if name is not None and name not in known:
+                raise ValueError(f"{where}: no guardrails policy named {name!r} (known: "
+                                 f"{', '.join(sorted(known))})")
+        return self
 
     def loopback_only(self) -> bool:
         if self.host == "localhost":

@@ -26,6 +26,7 @@ class Tenant:
     semantic_cache: bool = False  # may be answered from a similar request's entry
     cache_ttl_s: float | None = None  # instead of the configured default
     semantic_threshold: float | None = None  # instead of the configured default
+    guardrails: str | None = None  # the configured tenant's policy (a key's is in its spec)
 
     @property
     def id(self) -> str:
@@ -88,6 +89,8 @@ class Call:
     cache_saved_usd: float = 0.0  # what a hit would have cost upstream
     # A hedged call's losing attempt's tokens, billed with the call (pipeline/hedging.py).
     hedge_usage: dict[str, int] | None = None
+    # What the guardrails stage found and did (pipeline/guardrails.py); None: no policy.
+    guarded: Any = None
     cost_usd: float | None = None  # what it cost upstream, once the meter has counted it
     trace: Any = None  # the request's span and its context (gemgate.tracing), when tracing
     trace_id: str | None = None

@@ -28,7 +28,9 @@ class PromptKeeper:
     def _on_finished(self, call: Call | None, event: Any) -> None:
         if call is None or not call.body:
             return
-        text = call.body[:MAX_BYTES].decode("utf-8", "replace")
+        # What the guardrails found never rests here, even what their policy only logs.
+        safe = call.guarded.safe_body if call.guarded is not None else None
+        text = (safe or call.body)[:MAX_BYTES].decode("utf-8", "replace")
         text = SECRET_SHAPES.sub(lambda m: mask_key(m.group()), text)  # never a key, even here
         task = asyncio.ensure_future(self.records.put(call.request_id, text.encode(),
                                                       self.ttl_s))

@@ -39,6 +39,7 @@ class Record:
     cache: str | None = None  # HIT, SEMANTIC-HIT, MISS, REFRESH, BYPASS; None: not cacheable
     saved_usd: float = 0.0  # a cache hit: what the answer cost when it was made upstream
     modalities: str | None = None  # "in TEXT 12 AUDIO 40; out AUDIO 40"; None: all text
+    guarded: str | None = None  # "PHONE 2 restore; deny:secrets log"; None: nothing found
 
     @property
     def hit(self) -> bool:

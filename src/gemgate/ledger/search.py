@@ -10,7 +10,7 @@ from typing import Any
 COLUMNS = ("ts", "request_id", "tenant", "vkey_id", "model_asked", "model_used", "project",
            "key_mask", "status", "problem", "prompt_tokens", "candidates_tokens",
            "total_tokens", "cost_usd", "latency_ms", "stream", "cancelled", "attempts",
-           "attempt_log", "cache")
+           "attempt_log", "cache", "modalities", "guarded")
 PAGE_MAX = 200
 
 

@@ -34,7 +34,8 @@ class Authenticator:
                  open_when_empty: bool) -> None:
         self._by_digest = {
             _digest(t.token): Tenant(t.name, t.priority, t.weight, t.fallback, None, t.cache,
-                                     t.semantic_cache, t.cache_ttl_s, t.semantic_threshold)
+                                     t.semantic_cache, t.cache_ttl_s, t.semantic_threshold,
+                                     t.guardrails)
             for t in tenants}
         self.book = book
         # Loopback development with no tokens and no virtual keys: anyone local may call.

@@ -1,6 +1,6 @@
 """The pipeline: one request, one way, through an ordered list of named stages.
 
-    auth → read → decode → route → rights → owners → cache → relay
+    auth → read → decode → route → rights → owners → guardrails → cache → relay
 
 Each stage takes the Call and either passes it on or refuses it. `decode` is the surface's own
 (Gemini's path and JSON checks, an OpenAI body checked and translated to Gemini's, an upload
@@ -29,6 +29,7 @@ from gemgate.pipeline.batches import BatchResults
 from gemgate.pipeline.cache_storage import CacheStorageMeter
 from gemgate.pipeline.charges import AnswerWatcher
 from gemgate.pipeline.guard import MODEL_ACTIONS
+from gemgate.pipeline.guardrails import Guardrails, restored, stream_restorer
 from gemgate.pipeline.idempotency import Idempotency
 from gemgate.pipeline.inbound import BodyProblem, Inbound
 from gemgate.pipeline.interactions import InteractionMeter
@@ -42,7 +43,8 @@ from gemgate.upstream.affinity import ResourceOwners, collection, single
 from gemgate.upstream.client import forwardable
 
 Decoder = Callable[[Call], Awaitable[Refusal | None]]
-STAGES = ("auth", "read", "decode", "route", "rights", "owners", "cache", "relay")
+STAGES = ("auth", "read", "decode", "route", "rights", "owners", "guardrails", "cache",
+          "relay")
 _ENTERED = {stage: StageEntered(stage) for stage in STAGES}  # made once: they never change
 
 
@@ -70,7 +72,8 @@ class Pipeline:
                  owners: ResourceOwners, events: Events, deadline_s: float,
                  cache: ResponseCache | None = None,
                  idempotency: Idempotency | None = None,
-                 storage: CacheStorageMeter | None = None) -> None:
+                 storage: CacheStorageMeter | None = None,
+                 guardrails: Guardrails | None = None) -> None:
         self.auth, self.router, self.rights, self.relay = auth, router, rights, relay
         self.owners, self.events = owners, events
         # Each looks at a successful resource call's answer for what Google bills or makes
@@ -81,6 +84,7 @@ class Pipeline:
         self.deadline_s = deadline_s
         self.cache = cache
         self.idempotency = idempotency
+        self.guardrails = guardrails
 
     def new_call(self, inbound: Inbound, request_id: str, surface: str = "gemini") -> Call:
         headers = inbound.headers
@@ -141,11 +145,12 @@ class Pipeline:
             limit = self.cache.config.max_entry_bytes if self.cache is not None else 0
             return Outcome(answer=answer, stream=StreamRun(call, answer,
                                                            self.relay.finish_stream,
-                                                           self.events, keep, limit))
+                                                           self.events, keep, limit,
+                                                           stream_restorer(call)))
         ok = 200 <= answer.status < 300
         await self.events.finished(call, Finished(answer.status, None if ok else answer.problem,
                                                   answer.usage if ok else None))
-        return Outcome(answer=answer)
+        return Outcome(answer=restored(call, answer) if call.guarded is not None else answer)
 
     async def _admit(self, call: Call, inbound: Inbound, decode: Decoder) -> Refusal | None:
         self._entered(call, "auth")
@@ -175,6 +180,9 @@ class Pipeline:
         self._entered(call, "owners")
         if not await self.owners.check(call):  # another tenant's resource is no resource at all
             return refusal(ProblemId.RESOURCE_NOT_FOUND)
+        if self.guardrails is not None:
+            self._entered(call, "guardrails")
+            return self.guardrails.check(call)
         return None
 
     def _entered(self, call: Call, stage: str) -> None:

@@ -92,7 +92,8 @@ class Meter:
             latency_ms=round(elapsed_ms, 2), stream=call.stream, cancelled=cancelled,
             attempts=len(call.attempts), attempt_log=_attempt_log(call),
             priority=call.priority, client_ip=call.client_ip, cache=call.cache,
-            saved_usd=call.cache_saved_usd if hit else 0.0, modalities=modalities_of(usage))
+            saved_usd=call.cache_saved_usd if hit else 0.0, modalities=modalities_of(usage),
+            guarded=call.guarded.summary() if call.guarded is not None else None)
         return self.ledger.add(record, wait=not cancelled)
 
     async def _charge(self, call: Call) -> Charge | None:

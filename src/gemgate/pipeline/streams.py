@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from gemgate.core.answer import Answer
 from gemgate.core.call import Call
@@ -24,6 +24,12 @@ from gemgate.usage import find_usage
 
 _TAIL = 8192  # bytes kept from the end: the usage and any error event are there
 Keep = Callable[[Call, bytes | None, dict[str, Any] | None], Awaitable[None]]
+
+
+class Restorer(Protocol):
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
 _BACKGROUND: set[asyncio.Future[None]] = set()  # abandoned streams' endings in flight
 
 
@@ -41,7 +47,8 @@ def error_event(tail: bytes) -> tuple[int, Verdict] | None:
 class StreamRun:
     def __init__(self, call: Call, answer: Answer,
                  end: Callable[[Answer, Verdict, bytes], Awaitable[None]],
-                 events: Events, keep: Keep | None = None, keep_limit: int = 0) -> None:
+                 events: Events, keep: Keep | None = None, keep_limit: int = 0,
+                 restorer: Restorer | None = None) -> None:
         assert answer.stream is not None
         self.call, self.answer = call, answer
         self._end, self._events = end, events
@@ -55,10 +62,25 @@ class StreamRun:
         self._status: int | None = None
         self._over = False
         self.abandoned = False  # the client left before the end
+        # The guardrails' `restore`: what the client is sent gets the originals back (what
+        # the cache keeps, and the tail the usage is read from, stay as Google sent them).
+        self._restorer = restorer
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The answer's chunks as they arrive; stops (with `broken` set) if the upstream
         fails mid-stream."""
+        restorer = self._restorer
+        if restorer is None:
+            async for chunk in self._upstream_chunks():
+                yield chunk
+            return
+        async for chunk in self._upstream_chunks():
+            if out := restorer.feed(chunk):
+                yield out
+        if out := restorer.flush():
+            yield out
+
+    async def _upstream_chunks(self) -> AsyncIterator[bytes]:
         stream = self.answer.stream
         assert stream is not None
         yield self.answer.first_chunk

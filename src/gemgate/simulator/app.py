@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gemgate.google_errors import error_body
 from gemgate.simulator.batches import BatchesSurface
@@ -44,9 +45,25 @@ async def google_shaped_errors(request: web.Request, handler: Handler) -> web.St
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
+def received(simulator: Simulator) -> Middleware:
+    """Remembers each JSON body sent to Google's surfaces (what `/_sim/requests` shows)."""
+
+    @web.middleware
+    async def remember(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.can_read_body and request.content_type == "application/json" and \
+                not request.path.startswith("/_sim/"):
+            body = await request.read()  # aiohttp keeps it: the handler reads it again
+            simulator.received.append({"method": request.method, "path": request.path,
+                                       "body": body[:65536].decode("utf-8", "replace")})
+        return await handler(request)
+
+    return remember
+
+
 def build_app(sim: Simulator | SimConfig | None = None) -> web.Application:
     simulator = sim if isinstance(sim, Simulator) else Simulator(sim)
-    app = web.Application(middlewares=[google_shaped_errors], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[google_shaped_errors, received(simulator)],
+                          client_max_size=64 * 1024 * 1024)
     app[SIMULATOR] = simulator  # a typed key: a plain string warns NotAppKeyWarning
     files = FilesSurface(simulator)
     simulator.file_owner = files.owner_of

@@ -32,6 +32,7 @@ class ControlSurface:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/_sim/stats", self.stats),
+            web.get("/_sim/requests", self.requests),
             web.post("/_sim/reset", self.reset),
             web.get("/_sim/faults", self.faults),
             web.post("/_sim/faults", self.add_faults),
@@ -56,6 +57,14 @@ class ControlSurface:
 
     async def stats(self, request: web.Request) -> web.Response:
         return self._denied(request) or _json(self.sim.stats())
+
+    async def requests(self, request: web.Request) -> web.Response:
+        """The JSON bodies Google received, newest last (`?limit=N`, 20 by default)."""
+        if denied := self._denied(request):
+            return denied
+        limit = int(request.query.get("limit", "20")) if request.query.get(
+            "limit", "20").isdigit() else 20
+        return _json({"requests": list(self.sim.received)[-limit:]})
 
     async def reset(self, request: web.Request) -> web.Response:
         if denied := self._denied(request):

@@ -58,6 +58,9 @@ class Simulator:
             self.add_project(project)
         self.quota = QuotaBook(self.config, clock)
         self.faults = FaultBoard(self.config.faults, self.config.seed)
+        # The JSON bodies Google received, newest last (GET /_sim/requests): what a test
+        # reads to see what left the gateway (redacted prompts, say). Never the key.
+        self.received: deque[dict[str, str]] = deque(maxlen=200)
         self._lock = threading.Lock()
         self._by_key: Counter[tuple[str, str]] = Counter()
         self._by_status: Counter[tuple[str, int]] = Counter()
@@ -201,5 +204,6 @@ class Simulator:
             self._by_model.clear()
             self._by_project.clear()
             self._recent.clear()
+            self.received.clear()
         self.quota.reset()
         self.faults.reseed(self.config.seed)

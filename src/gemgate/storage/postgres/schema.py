@@ -136,6 +136,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE requests ADD COLUMN modalities TEXT;
     """,
+    # 5: what the guardrails found and did (counts per detector and rule, never a value).
+    """
+    ALTER TABLE requests ADD COLUMN guarded TEXT;
+    """,
 ]
 
 
