@@ -16,7 +16,7 @@ from google.genai import errors, types
 
 from gemgate.guardrails.detectors import BUILTIN, Detectors, valid_card, valid_cn_id
 from gemgate.simulator import run_simulator
-from tests.conftest import TOKEN, run_gateway, sdk
+from tests.conftest import TOKEN, eventually, run_gateway, sdk
 
 MODEL = "gemini-2.5-flash"
 PHONE, CN_ID, CARD = "13812345678", "11010519491231002X", "4111 1111 1111 1111"
@@ -80,6 +80,9 @@ def test_values_are_masked_before_google_and_restored_in_the_answer(
         scraped = gateway.admin("GET", "/metrics").text
         assert 'gemgate_guardrail_findings_total{action="restore",detector="PHONE"} 2.0' \
             in scraped
+        report = gateway.admin("GET", "/admin/guardrails?since=1h").json()
+        assert {"detector": "PHONE", "action": "restore", "count": 2} in report["detectors"]
+        assert report["by_tenant"] == {"team": 10} and report["requests"] == 1
         database = Path(gateway.db_path).read_bytes()
         logged = caplog.text
         for raw in (PHONE, EMAIL, CN_ID, "4111"):
@@ -246,3 +249,40 @@ def test_a_pluggable_check_and_rules_that_only_log() -> None:
         assert row["problem"] == "GUARD_INJECTION" and "injection block" in row["guarded"]
         found = gateway.admin("GET", f"/admin/requests/{row['request_id']}").json()
         assert "injection block" in str(found)
+
+
+def test_the_guardrails_report_reads_a_postgresql_ledger_too(tmp_path: Path) -> None:
+    from tests.shared_backends import pg_schema, pg_store
+
+    with run_simulator() as sim, pg_schema() as schema, run_gateway(
+            sim.url, guardrails=POLICIES,
+            store=pg_store(schema, str(tmp_path / "spool.db"))) as gateway:
+        client = sdk(gateway.url, TOKEN)
+        assert client.models.generate_content(model=MODEL, contents=f"call {PHONE}").text
+        with pytest.raises(errors.ClientError):
+            client.models.generate_content(model=MODEL, contents="project nightjar plans")
+
+        def report() -> dict[str, Any]:
+            return dict(gateway.admin("GET", "/admin/guardrails?since=1h").json())
+
+        eventually(lambda: report()["requests"] == 2, 10, "the rows never reached PostgreSQL")
+        assert report()["detectors"] == [{"detector": "PHONE", "action": "restore",
+                                          "count": 1}]
+        assert report()["rules"] == [{"rule": "deny:codename", "action": "block", "count": 1}]
+
+
+def test_what_else_carries_prompts_to_google_is_masked_too() -> None:
+    """A context cache's contents and a Batch API job's inline requests leave for Google as
+    surely as a prompt does."""
+    with run_simulator() as sim, run_gateway(sim.url, guardrails=POLICIES) as gateway:
+        client = sdk(gateway.url, TOKEN)
+        client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+            contents=[types.Content(role="user", parts=[types.Part(
+                text=f"Customer file: phone {PHONE}, ID {CN_ID}. " + "context " * 1500)])],
+            ttl="300s"))
+        client.batches.create(model=MODEL, src=[{"contents": [{"role": "user", "parts": [
+            {"text": f"Write to {EMAIL} about card {CARD}"}]}]}])
+        sent = "\n".join(_received(sim, 2))
+        for raw in (PHONE, CN_ID, EMAIL, CARD):
+            assert raw not in sent, raw
+        assert "[PHONE_1]" in sent and "[EMAIL_1]" in sent

@@ -1,6 +1,7 @@
-"""gemgate's settings: their shape (`settings`), where they come from (`loading`), and the
-cleaning of pasted keys and proxy URLs (`keys`)."""
+"""gemgate's settings: their shape (`settings`, the guardrails' in `guardrails`), where they
+come from (`loading`), and the cleaning of pasted keys and proxy URLs (`keys`)."""
 
+from gemgate.config.guardrails import GuardPolicyConfig, GuardrailsConfig
 from gemgate.config.keys import check_proxy, clean_key, proxy_options
 from gemgate.config.loading import (
     DEFAULT_FILE,
@@ -15,8 +16,6 @@ from gemgate.config.settings import (
     BudgetConfig,
     CacheConfig,
     CorsConfig,
-    GuardPolicyConfig,
-    GuardrailsConfig,
     HedgingConfig,
     LedgerConfig,
     LimitsConfig,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -38,13 +37,13 @@ from gemgate.core.events import Events, Finished, LiveReport
 from gemgate.edges.replies import new_request_id
 from gemgate.edges.wire import ClientAddress
 from gemgate.live.seats import LiveSeats, project_scope, tenant_scope
-from gemgate.live.tokens import PREFIX, EphemeralTokens, Grant
+from gemgate.live.session import Session, SessionRights, json_or_none
+from gemgate.live.tokens import PREFIX, EphemeralTokens
 from gemgate.pipeline.auth import Authenticator
-from gemgate.prices import PriceBook, Tokens
+from gemgate.prices import PriceBook
 from gemgate.problems import ProblemId, language, problem
 from gemgate.upstream.client import UpstreamClient
 from gemgate.upstream.pool import KeyPool, Lease
-from gemgate.usage import add_usage
 
 log = logging.getLogger("gemgate.live")
 _PATH = (r"/{lead:/*}ws/{service:google\.ai\.generativelanguage\.v1(?:beta|alpha)?\."
@@ -54,20 +53,6 @@ _TRIES = 3
 _NEUTRAL = Verdict(None, "none", False, False)
 
 
-@dataclass(slots=True)
-class Session:
-    """One Live session's own state, from handshake to ledger row."""
-
-    call: Call
-    token: str | None
-    grant: Grant | None = None
-    seats: list[str] = field(default_factory=list)  # scopes held (live/seats.py)
-    project: str = ""
-    usage: dict[str, Any] = field(default_factory=dict)
-    ended: ProblemId | None = None
-    frames: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # up, down, bytes up, down
-
-
 class LiveEdge:
     def __init__(self, auth: Authenticator, pool: KeyPool, client: UpstreamClient,
                  upstream_url: str, events: Events, prices: PriceBook,
@@ -75,7 +60,8 @@ class LiveEdge:
                  limits: LiveConfig, seats: LiveSeats, tokens: EphemeralTokens) -> None:
         self.auth, self.pool, self.client, self.events = auth, pool, client, events
         self.counters, self.limits, self.seats, self.tokens = counters, limits, seats, tokens
-        self.prices, self.keys, self.addresses = prices, keys, addresses
+        self.keys, self.addresses = keys, addresses
+        self.rights = SessionRights(auth, keys, prices)
         self.upstream = upstream_url.rstrip("/").replace("https://", "wss://", 1).replace(
             "http://", "ws://", 1)
         self.open_sessions = 0  # in this process
@@ -123,7 +109,8 @@ class LiveEdge:
     async def _run(self, client: web.WebSocketResponse, live: Session) -> None:
         call = live.call
         first = await client.receive()
-        message = _json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        message = json_or_none(first.data) if first.type in (WSMsgType.TEXT,
+                                                             WSMsgType.BINARY) else None
         if not isinstance(message, dict) or not isinstance(message.get("setup"), dict):
             await client.close(code=1007, message=b"the first message must be setup")
             return
@@ -217,7 +204,7 @@ class LiveEdge:
                 self.pool.release(lease, Verdict(found, "none", True, False), call.model)
                 await self._leave_project(live, lease)
                 continue
-            payload = _json(answer.data) if answer.type in (WSMsgType.TEXT,
+            payload = json_or_none(answer.data) if answer.type in (WSMsgType.TEXT,
                                                             WSMsgType.BINARY) else None
             if isinstance(payload, dict) and "setupComplete" in payload:
                 self._attempt(call, lease, 200, None, started)
@@ -267,7 +254,7 @@ class LiveEdge:
                 idle_left = self.limits.idle_timeout_s - (now - last)
                 life_left = life - (now - started)
                 found = (ProblemId.LIVE_IDLE if idle_left <= 0 else ProblemId.LIVE_TOO_LONG
-                         if life_left <= 0 else await self._still_allowed(live))
+                         if life_left <= 0 else await self.rights.still_allowed(live))
                 if found is not None:
                     ended.append(found)
                     await _close(client, 1001 if found in (ProblemId.LIVE_IDLE,
@@ -287,7 +274,7 @@ class LiveEdge:
                     data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
                     counts[1] += 1
                     counts[3] += len(data)
-                    if b"usageMetadata" in data and self._spent(live, data):
+                    if b"usageMetadata" in data and self.rights.spent(live, data):
                         await _close(client, 1008, ProblemId.BUDGET_EXCEEDED, call.lang)
                         ended.append(ProblemId.BUDGET_EXCEEDED)
                         return
@@ -324,43 +311,6 @@ class LiveEdge:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         return ended[0] if ended else None
-
-    async def _still_allowed(self, live: Session) -> ProblemId | None:
-        """Rights read again mid-session: the tenant's token (or the one that minted the
-        ephemeral token) still valid, and its budgets not spent by its other calls."""
-        call = live.call
-        if live.grant is not None:
-            tenant, refused = self.auth.tenant_by_id(live.grant.tenant_id, call.client_ip)
-        else:
-            tenant, refused = self.auth.authenticate(live.token, call.client_ip)
-        if refused is not None or tenant is None:
-            return refused or ProblemId.TOKEN_INVALID
-        return ProblemId.BUDGET_EXCEEDED if self._over_budget(live) else None
-
-    def _spent(self, live: Session, data: bytes) -> bool:
-        """Adds a usageMetadata message to the session's usage; True once the session would
-        pass its key's budget."""
-        message = _json(data)
-        found = message.get("usageMetadata") if isinstance(message, dict) else None
-        if not isinstance(found, dict):
-            return False
-        add_usage(live.usage, found)
-        return self._over_budget(live)
-
-    def _over_budget(self, live: Session) -> bool:
-        """What the key spent before (its other calls, on any replica) plus this session's
-        usage so far, against its daily and monthly budgets."""
-        call = live.call
-        key = call.tenant.key if call.tenant is not None else None
-        if key is None or self.keys is None:
-            return False
-        budgets = (("daily", key.spec.daily_budget_usd), ("monthly", key.spec.monthly_budget_usd))
-        if all(limit is None for _, limit in budgets):
-            return False
-        session = self.prices.cost(call.model, Tokens.of(live.usage))
-        spent = self.keys.spent(key)
-        return any(limit is not None and spent[period] + session >= limit
-                   for period, limit in budgets)
 
     def _report(self, live: Session, state: str) -> None:
         up, down, bytes_up, bytes_down = live.frames
@@ -410,10 +360,3 @@ def _token(request: web.Request) -> str | None:
 
 def _lang(request: web.Request) -> str:
     return language(request.headers.get("Accept-Language"))
-
-
-def _json(data: Any) -> Any:
-    try:
-        return orjson.loads(data)
-    except (orjson.JSONDecodeError, TypeError):
-        return None

@@ -14,6 +14,7 @@ from aiohttp import web
 from gemgate.config import Settings
 from gemgate.config.view import effective
 from gemgate.console.live import LiveFigures
+from gemgate.ledger.guard_report import summarize
 from gemgate.ledger.prompts import PromptKeeper
 from gemgate.ledger.report import parse_when
 from gemgate.ledger.search import RequestQuery
@@ -51,6 +52,7 @@ class OperatorEdge:
             web.post(f"{admin}/upstream/probe", guard(self.probe_all)),
             web.get(f"{admin}/audit", guard(self.audit)),
             web.get(f"{admin}/requests", guard(self.requests, True)),
+            web.get(f"{admin}/guardrails", guard(self.guardrails, True)),
             web.get(f"{admin}/requests/{{id}}", guard(self.request, True)),
             web.get(f"{admin}/config", guard(self.config)),
             web.get(f"{admin}/live", guard(self.live_figures)),
@@ -119,6 +121,13 @@ class OperatorEdge:
         for row in rows:
             row["hint"] = _hint(row.get("problem"), lang)
         return rows[:wanted.limit], len(rows) > wanted.limit
+
+    async def guardrails(self, request: web.Request) -> web.Response:
+        """GET /admin/guardrails?since=7d — what the guardrails found, per detector, rule and
+        tenant (the last day's by default)."""
+        assert self.ledger is not None  # guarded: needs the store
+        since = parse_when(request.query.get("since") or "1d")
+        return json_reply(200, summarize(await self.ledger.guarded(since)))
 
     async def request(self, request: web.Request) -> web.Response:
         lang = lang_of(request)

@@ -64,7 +64,7 @@ class _Policy:
         self.routes = frozenset(config.actions)
 
     def applies(self, call: Call) -> bool:
-        return isinstance(call.parsed, dict) and (not self.routes or call.action in self.routes)
+        return not self.routes or call.action in self.routes
 
 
 class Guardrails:
@@ -92,11 +92,15 @@ class Guardrails:
         policy = self._policy_for(call)
         if policy is None or not policy.applies(call):
             return None
-        body = call.parsed
-        if call.estimated_tokens is None:
-            call.estimated_tokens = estimate_tokens(body)
-        hits = policy.rules.check(body, [text for _, _, text in strings(body)],
-                                  call.estimated_tokens)
+        body = _json_body(call)
+        if body is None:
+            return None
+        tokens = call.estimated_tokens
+        if tokens is None:
+            tokens = estimate_tokens(body)
+            if body is call.parsed:  # a model call: the scheduler would estimate it anyway
+                call.estimated_tokens = tokens
+        hits = policy.rules.check(body, [text for _, _, text in strings(body)], tokens)
         redaction = Redaction(policy.actions)
         changed = redact_body(body, policy.detectors, redaction)
         guarded = call.guarded = Guarded(policy.name, redaction, hits)
@@ -113,6 +117,21 @@ class Guardrails:
         if blocking is not None:
             return refusal(blocking.problem, blocking.message)
         return None
+
+
+def _json_body(call: Call) -> dict[str, Any] | None:
+    """The body the model will read: a model call's parsed body, or — for what else carries
+    prompts to Google (a context cache's contents, a Batch API job's inline requests, an
+    interaction) — a JSON object body parsed here. Uploads' bytes are not scanned."""
+    if isinstance(call.parsed, dict):
+        return call.parsed
+    if call.method not in ("POST", "PATCH") or call.body[:64].lstrip()[:1] != b"{":
+        return None
+    try:
+        found = orjson.loads(call.body)
+    except orjson.JSONDecodeError:
+        return None  # the upstream's own 400 answers it
+    return found if isinstance(found, dict) else None
 
 
 def restored(call: Call, answer: Answer) -> Answer:

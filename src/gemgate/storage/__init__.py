@@ -32,6 +32,10 @@ class LedgerStore(Protocol):
     async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
         """Recent requests, newest first (ledger/search.py): a page and one row more."""
 
+    async def guarded(self, since: float) -> list[tuple[str, str]]:
+        """(tenant, guarded) of requests since then in which the guardrails found anything
+        (ledger/guard_report.py)."""
+
     async def claim_once(self, name: str) -> bool:
         """True the first time `name` (a batch job, a results file) is claimed for metering,
         False ever after — atomically, across replicas sharing the store."""

@@ -12,6 +12,7 @@ import asyncpg
 
 from gemgate.audit import AuditEntry
 from gemgate.config import LedgerConfig, StoreConfig
+from gemgate.ledger.guard_report import guarded_sql
 from gemgate.ledger.report import Report
 from gemgate.ledger.search import RequestQuery, rows_of
 from gemgate.secrets import mask_url
@@ -46,6 +47,10 @@ class PgReportingLedger(PgLedger):
             f"INSERT INTO {self.schema}.metered VALUES ($1, $2) ON CONFLICT DO NOTHING "
             "RETURNING true", name, time.time())
         return bool(claimed)
+
+    async def guarded(self, since: float) -> list[tuple[str, str]]:
+        found = await self._pool().fetch(numbered(guarded_sql(f"{self.schema}.")), since)
+        return [(row[0], row[1]) for row in found]
 
     async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
         sql, args = query.sql(f"{self.schema}.")

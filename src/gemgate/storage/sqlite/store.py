@@ -11,6 +11,7 @@ from typing import Any
 
 from gemgate.access.vkeys import VirtualKey
 from gemgate.config import LedgerConfig
+from gemgate.ledger.guard_report import guarded_sql
 from gemgate.ledger.search import RequestQuery, rows_of
 from gemgate.storage.sqlite import reports
 from gemgate.storage.sqlite.keys import KeyStore
@@ -86,6 +87,15 @@ class SqliteLedger(Ledger):
                               (name, time.time())).rowcount == 1
 
         return await self.run(claim)
+
+    async def guarded(self, since: float) -> list[tuple[str, str]]:
+        path = self.path
+
+        def run() -> list[tuple[str, str]]:
+            with read_only(path) as db:
+                return [(row[0], row[1]) for row in db.execute(guarded_sql(), (since,))]
+
+        return await asyncio.to_thread(run)
 
     async def search(self, query: RequestQuery) -> list[dict[str, Any]]:
         path = self.path
