@@ -16,7 +16,7 @@ from google.genai import errors, types
 
 from gemgate.guardrails.detectors import BUILTIN, Detectors, valid_card, valid_cn_id
 from gemgate.simulator import run_simulator
-from tests.conftest import TOKEN, eventually, run_gateway, sdk
+from tests.conftest import ADMIN, TOKEN, eventually, run_gateway, sdk
 
 MODEL = "gemini-2.5-flash"
 PHONE, CN_ID, CARD = "13812345678", "11010519491231002X", "4111 1111 1111 1111"
@@ -286,3 +286,20 @@ def test_what_else_carries_prompts_to_google_is_masked_too() -> None:
         for raw in (PHONE, CN_ID, EMAIL, CARD):
             assert raw not in sent, raw
         assert "[PHONE_1]" in sent and "[EMAIL_1]" in sent
+
+
+def test_a_keys_policy_is_chosen_in_the_console_and_the_admin_api() -> None:
+    with run_simulator() as sim, run_gateway(sim.url, guardrails=POLICIES) as gateway:
+        made = gateway.admin("POST", "/admin/vkeys", {"name": "app"}).json()
+        console = requests.Session()
+        console.post(gateway.url + "/console/login", data={"key": ADMIN}, timeout=5)
+        page = console.get(gateway.url + "/console/keys", timeout=5).text
+        assert 'name="guardrails"' in page and '<option value="strict">' in page
+        changed = gateway.admin("PATCH", f"/admin/vkeys/{made['id']}", {"guardrails": "strict"})
+        assert changed.status_code == 200, changed.text
+        page = console.get(gateway.url + "/console/keys", timeout=5).text
+        assert '<option value="strict" selected>' in page
+        client = sdk(gateway.url, made["secret"])
+        with pytest.raises(errors.ClientError) as blocked:  # strict blocks what pii restores
+            client.models.generate_content(model=MODEL, contents=f"call {PHONE}")
+        assert blocked.value.code == 400

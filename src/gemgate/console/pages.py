@@ -172,7 +172,9 @@ class ConsoleEdge:
         keys = []
         if self.keys is not None:
             keys = [(k, self.keys.spent(k)) for k in await self.keys.store.all(False)]
+        policies = [*self.config().get("guardrails", {}).get("policies", {}), "off"]
         return self._page(request, "keys.html", {"session": session, "keys": keys,
+                                                 "policies": policies,
                                                  "ledger": self.keys is not None})
 
     async def _report(self, request: web.Request) -> Report | str:

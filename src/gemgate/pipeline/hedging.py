@@ -86,16 +86,21 @@ class Hedger:
         self._count_call()
         begun = time.perf_counter()
         first = asyncio.ensure_future(self.google.attempt(call, pick, limit_s))
-        delay = self.watch.threshold(call.model, self.config.min_samples)
-        if delay is not None and self._may_hedge():
-            done, _ = await asyncio.wait({first}, timeout=max(delay, self.config.min_delay_s))
-            if not done:
-                second = await self._second_pick(call, pick, tries)
-                if second is not None:
-                    self._hedges += 1
-                    return await self._race(call, (first, pick), second, tries, limit_s,
-                                            begun)
-        outcome = await first
+        try:
+            delay = self.watch.threshold(call.model, self.config.min_samples)
+            if delay is not None and self._may_hedge():
+                done, _ = await asyncio.wait({first},
+                                             timeout=max(delay, self.config.min_delay_s))
+                if not done:
+                    second = await self._second_pick(call, pick, tries)
+                    if second is not None:
+                        self._hedges += 1
+                        return await self._race(call, (first, pick), second, tries, limit_s,
+                                                begun)
+            outcome = await first
+        except asyncio.CancelledError:
+            first.cancel()  # the call is being torn down: its attempt goes with it, as unhedged
+            raise
         self._learn(call, outcome)
         return outcome
 
@@ -127,26 +132,37 @@ class Hedger:
         started = {first[0]: begun, second: time.perf_counter()}
         picks: dict[asyncio.Future[Outcome], GooglePick] = {first[0]: first[1],
                                                              second: second_pick}
-        pending = set(picks)
-        outcome: Outcome | None = None
-        winner: asyncio.Future[Outcome] | None = None
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                result = task.result()
-                if winner is None and (result[1].ok or not pending):
-                    winner, outcome = task, result
-                else:  # a failure while the other may still succeed, or a second success
-                    await self._loser(call, picks[task], result, tries)
-            if winner is not None:
-                break
-        assert winner is not None and outcome is not None
+        try:
+            winner, outcome, pending = await self._first_good(call, picks, tries)
+        except asyncio.CancelledError:
+            for task in picks:
+                task.cancel()
+            raise
         for task in pending:
             await self._cancel(call, task, picks[task], started[task])
         self._learn(call, outcome)
         # The relay releases the winner's pick: make it the one it holds.
         first[1].lease, first[1].grant = picks[winner].lease, picks[winner].grant
         return outcome
+
+    async def _first_good(self, call: Call, picks: dict[asyncio.Future[Outcome], GooglePick],
+                          tries: Tries) -> tuple[asyncio.Future[Outcome], Outcome,
+                                                 set[asyncio.Future[Outcome]]]:
+        """The first attempt to succeed (or the last to fail), and those still running; a
+        failure while the other may still succeed, or a second success, is a loser."""
+        pending = set(picks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            winner: tuple[asyncio.Future[Outcome], Outcome] | None = None
+            for task in done:
+                result = task.result()
+                if winner is None and (result[1].ok or not pending):
+                    winner = (task, result)
+                else:
+                    await self._loser(call, picks[task], result, tries)
+            if winner is not None:
+                return winner[0], winner[1], pending
+        raise AssertionError("one of two attempts always ends the race")
 
     async def _loser(self, call: Call, pick: GooglePick, outcome: Outcome,
                      tries: Tries) -> None:

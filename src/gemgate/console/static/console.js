@@ -40,6 +40,7 @@ function bodyOf(form) {
     else if (kind === "list") value = value === "" ? [] : value.split(/[\s,]+/).filter(Boolean);
     else if (kind === "lines") value = field.value.split(/\r?\n/);
     else if (kind === "optional") { if (value === "") continue; }
+    else if (kind === "nullable") value = value === "" ? null : value;
     body[field.name] = value;
   }
   return body;
